@@ -1,0 +1,77 @@
+"""Settings as data: one table drives defaults, environment overrides and the README.
+
+Every setting is read from a ``TRACKER_<NAME>`` environment variable. A test asserts that
+each one is documented in the README.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", None,
+            "SQLAlchemy URL. Default: a SQLite file `tracker.sqlite3` in the instance folder. "
+            "PostgreSQL: `postgresql+psycopg://user:pass@host/db`."),
+    Setting("SECRET_KEY", None,
+            "Signs sessions and links. Required in production; a random per-process key "
+            "is used (and a warning logged) when unset."),
+    Setting("SITE_ORIGINS", ["http://127.0.0.1:5000", "http://localhost:5000"],
+            "Comma-separated origins allowed to send consents and beacons (CORS) and whose "
+            "URLs are accepted in beacons.", _csv),
+    Setting("GEOIP_ASN_DB", None, "Path to a GeoLite2/GeoIP2 ASN `.mmdb` (organisation)."),
+    Setting("GEOIP_CITY_DB", None, "Path to a GeoLite2/GeoIP2 City `.mmdb` (country, city)."),
+    Setting("DNS_SERVERS", [], "Comma-separated `ip` or `ip:port` for reverse DNS; the "
+            "system resolver when unset.", _csv),
+    Setting("DNS_TIMEOUT", 1.0, "Seconds one reverse-DNS lookup may take.", float),
+    Setting("TRUSTED_PROXIES", 0, "How many reverse proxies in front may set "
+            "`X-Forwarded-For`. 0 ignores the header.", int),
+    Setting("POLICY_VERSION", "2026-11-01",
+            "Version of the privacy policy; a new value makes the banner ask again."),
+    Setting("SPOOL_DIR", None, "Directory of the durable event spool. Default: "
+            "`spool/` in the instance folder."),
+    Setting("INGEST_INTERVAL", 0.5, "Seconds between two drains of the spool into the "
+            "database.", float),
+    Setting("INGEST_IN_PROCESS", True, "Run the spool drainer as a thread of each web "
+            "process. Set to false when a separate `flask --app tracker ingest` runs.", _bool),
+    Setting("VISIT_TIMEOUT_MINUTES", 30, "Inactivity that ends a visit.", int),
+    Setting("MAX_BODY_BYTES", 8192, "Largest request body accepted by the collector "
+            "and consent endpoints.", int),
+    Setting("COOKIE_DOMAIN", None, "Domain for the `amn_*` cookies set by the collector "
+            "(e.g. `.amniotic.studio` when the collector is a subdomain of the site)."),
+    Setting("SECURE_COOKIES", False, "Mark cookies `Secure` (enable behind HTTPS).", _bool),
+    Setting("TIMEZONE", "Europe/Paris", "Time zone of reports' days and hours."),
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the settings, each overridden by its ``TRACKER_`` variable when set."""
+    environ = os.environ if environ is None else environ
+    config: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(f"TRACKER_{setting.name}")
+        value = setting.default if raw in (None, "") else setting.parse(raw)
+        config[f"TRACKER_{setting.name}"] = value
+    return config

@@ -1,0 +1,146 @@
+"""A durable, append-only event spool shared by every process on one machine.
+
+The collector answers 202 only after the event line is written to a spool segment, so an
+acknowledged event survives a crash of the process (SIGKILL) and is replayed from disk.
+Each process appends to its own *active* segment and holds an exclusive ``flock`` on it for as
+long as it writes there. The drainer rotates that segment to *ready*, and also adopts the
+active segments of dead processes (their lock is free). A ready segment is deleted only after
+its events are committed to the database; a replay after a crash in between is harmless
+because events carry ids and are stored at most once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("tracker.spool")
+
+ACTIVE = "active-"
+READY = "ready-"
+SUFFIX = ".jsonl"
+
+
+class Spool:
+    """Append events as JSON lines; drain them in batches to a handler."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _open_segment(self) -> int:
+        path = self.directory / f"{ACTIVE}{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._segment = path
+        return fd
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one event; it is on disk (in the OS page cache) when this returns."""
+        line = (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        with self._lock:
+            # A forked worker (gunicorn) must not share its parent's segment and lock.
+            if self._fd is None or self._pid != os.getpid():
+                self._fd, self._pid = self._open_segment(), os.getpid()
+            os.write(self._fd, line)
+
+    def rotate(self) -> None:
+        """Close this process's active segment and mark it ready to drain."""
+        with self._lock:
+            if self._fd is None or self._pid != os.getpid():
+                return
+            fd, segment, self._fd = self._fd, self._segment, None
+            os.rename(segment, segment.with_name(segment.name.replace(ACTIVE, READY, 1)))
+            os.close(fd)
+
+    def _adopt_orphans(self) -> None:
+        """Mark ready the active segments whose writer is gone (their lock is free)."""
+        for path in self.directory.glob(f"{ACTIVE}*{SUFFIX}"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            with suppress(FileNotFoundError):
+                os.rename(path, path.with_name(path.name.replace(ACTIVE, READY, 1)))
+            os.close(fd)
+
+    @contextmanager
+    def _claimed(self) -> Iterator[list[tuple[Path, int]]]:
+        """Lock every ready segment no other drainer holds; release them afterwards."""
+        claimed: list[tuple[Path, int]] = []
+        try:
+            for path in sorted(self.directory.glob(f"{READY}*{SUFFIX}")):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                if not path.exists():  # drained and unlinked by someone else meanwhile
+                    os.close(fd)
+                    continue
+                claimed.append((path, fd))
+            yield claimed
+        finally:
+            for _, fd in claimed:
+                os.close(fd)
+
+    def drain(self, handler: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> int:
+        """Pass all ready events to `handler` in one call, then delete their segments.
+
+        The handler commits what it can and returns the events to keep for a later drain
+        (e.g. an engagement whose pageview another process has not stored yet); they are
+        written to a new ready segment before the drained ones are deleted.
+        """
+        self.rotate()
+        self._adopt_orphans()
+        with self._claimed() as segments:
+            if not segments:
+                return 0
+            events: list[dict[str, Any]] = []
+            for path, _ in segments:
+                events.extend(_read_events(path))
+            events.sort(key=lambda e: e.get("received_at", ""))
+            kept = handler(events) if events else []
+            if kept:
+                retry = self.directory / f"{READY}retry-{secrets.token_hex(6)}{SUFFIX}"
+                retry.write_text("".join(json.dumps(e) + "\n" for e in kept))
+            for path, _ in segments:
+                path.unlink(missing_ok=True)
+            return len(events) - len(kept)
+
+    def pending(self) -> int:
+        """Number of spool segments not yet drained (for health checks)."""
+        return sum(1 for _ in self.directory.glob(f"*{SUFFIX}"))
+
+
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                # Only a line cut short by a crash mid-write can be unreadable, and that
+                # event was never acknowledged: the process died before answering.
+                log.warning("skipping torn line %d of spool segment %s", number, path.name)
+    return events
