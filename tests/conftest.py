@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
 
-from tests.enrich.conftest import dns_server  # noqa: F401  (moved to support later)
 from tests.support.postgres import HINT, PostgresCluster, find_bindir
 from tracker import create_app
 from tracker.extensions import db
+
+pytest_plugins = ["tests.support.dns"]
 
 TESTS = Path(__file__).parent
 GEOIP_DIR = TESTS / "data" / "geoip"

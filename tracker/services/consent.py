@@ -53,7 +53,8 @@ def lookup(consent_id: str | None) -> ConsentState | None:
         return None
     row = db.session.execute(
         select(Consent.visitor_id, Consent.analytics, Consent.location, Consent.marketing,
-               Consent.expires_at, Consent.withdrawn_at, Consent.policy_version).where(Consent.id == consent_id)
+               Consent.expires_at, Consent.withdrawn_at, Consent.policy_version)
+        .where(Consent.id == consent_id)
     ).first()
     if row is None:
         return None

@@ -82,6 +82,10 @@ class Ingest:
         })
         return event_id
 
+    def forget_pages(self) -> None:
+        """Drop the cached page ids, after pages were deleted outside the ingest path."""
+        self._page_ids.clear()
+
     # -- off the request path -----------------------------------------------------------
 
     def drain(self) -> int:
@@ -95,7 +99,7 @@ class Ingest:
             db.session.commit()
         except Exception:
             db.session.rollback()
-            self._page_ids.clear()
+            self.forget_pages()
             raise
         return kept
 

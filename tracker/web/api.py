@@ -6,6 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import UnsupportedMediaType
 
 from tracker.clock import utcnow
 from tracker.domain.consent import VISITOR_COOKIE_LIFETIME, Choices
@@ -15,7 +16,6 @@ from tracker.models import Consent
 from tracker.services import consent as consents
 from tracker.services import runtime
 from tracker.services.ingest import ConsentRequired
-from werkzeug.exceptions import UnsupportedMediaType
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
