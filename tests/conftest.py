@@ -45,24 +45,29 @@ def postgres() -> Iterator[PostgresCluster]:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated once with Alembic, copied for each test."""
+    """A SQLite file with every table, created once and copied for each test."""
     path = tmp_path_factory.mktemp("template") / "tracker.sqlite3"
-    _migrate(f"sqlite:///{path}", tmp_path_factory.mktemp("spool"))
+    create_schema(f"sqlite:///{path}", tmp_path_factory.mktemp("spool"))
     return path
 
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres: PostgresCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
     url = postgres.create_database("tracker_test")
-    _migrate(url, tmp_path_factory.mktemp("spool"))
+    create_schema(url, tmp_path_factory.mktemp("spool"))
     return url
 
 
-def _migrate(url: str, spool: Path) -> None:
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url,
+def create_schema(url: str, spool: Path, *, migrations: bool = False) -> None:
+    """Create the tables from the models (tests only; tests/test_migrations.py checks that
+    the Alembic migrations build exactly the same schema)."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x",
                       "TRACKER_SPOOL_DIR": str(spool)})
     with app.app_context():
-        upgrade()
+        if migrations:
+            upgrade()
+        else:
+            db.create_all()
         db.engine.dispose()
 
 
@@ -114,6 +119,18 @@ def app(database_url: str, tmp_path: Path, dns_server) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+class FreshRequestClient(FlaskClient):
+    """Tests keep one app context open (for db.session), so requests share its `g`; in
+    production each request gets a fresh one. Forget what a request cached there."""
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        from flask import g
+
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    app.test_client_class = FreshRequestClient
     return app.test_client()

@@ -44,3 +44,24 @@ def beacon(client: FlaskClient, consent: dict[str, Any] | None, *, path: str = "
     return client.post("/api/collect", data=json.dumps(body), content_type="text/plain",
                        headers={"User-Agent": user_agent, "Origin": SITE},
                        environ_base={"REMOTE_ADDR": ip})
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(email: str, role: str) -> Any:
+    from tracker.clock import utcnow
+    from tracker.services import staff
+
+    return staff.create_user(email, PASSWORD, role, now=utcnow())
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD):
+    """Sign in through the real form, CSRF token included."""
+    import re
+
+    page = client.get("/staff/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token, "the login form carries a CSRF token"
+    return client.post("/staff/login", data={"email": email, "password": password,
+                                             "csrf_token": token.group(1)})

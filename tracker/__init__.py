@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 
 from tracker import config
-from tracker.extensions import db, migrate
+from tracker.extensions import csrf, db, limiter, login_manager, migrate
 
 log = logging.getLogger("tracker")
 
@@ -30,6 +30,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
 
     from tracker import cli, models, web  # noqa: F401  (models register their tables)
     from tracker.services import runtime
@@ -57,3 +60,5 @@ def _derive_settings(app: Flask) -> None:
     cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
     cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     cfg.setdefault("SESSION_COOKIE_SECURE", cfg["TRACKER_SECURE_COOKIES"])
+    cfg.setdefault("RATELIMIT_STORAGE_URI", cfg["TRACKER_RATELIMIT_STORAGE"])
+    cfg.setdefault("RATELIMIT_HEADERS_ENABLED", True)

@@ -63,6 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
             "(e.g. `.amniotic.studio` when the collector is a subdomain of the site)."),
     Setting("SECURE_COOKIES", False, "Mark cookies `Secure` (enable behind HTTPS).", _bool),
     Setting("TIMEZONE", "Europe/Paris", "Time zone of reports' days and hours."),
+    Setting("RATELIMIT_STORAGE", "memory://", "Where rate-limit counters live: `memory://` "
+            "for one process, `redis://host:6379` when several processes share the work."),
+    Setting("LOGIN_RATE_LIMIT", "10 per minute", "Login attempts allowed per client IP."),
 )
 
 

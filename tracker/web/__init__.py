@@ -7,14 +7,18 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from tracker.web import api, site
+from tracker.extensions import csrf
+from tracker.web import api, auth, site
 
 
 def init_app(app: Flask) -> None:
     # Werkzeug's access log prints every client's IP address; the policy forbids logging
     # it before consent, so the request log is ours (see tracker.web.api) and carries none.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # The public API is called cross-site by the banner with no session: nothing to forge.
+    csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
     app.register_blueprint(site.bp)
 
     @app.errorhandler(HTTPException)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4857f2ca191e
+Revision ID: e95ab51b2551
 Revises: 
-Create Date: 2026-11-24 22:11:54.430462
+Create Date: 2026-11-24 22:16:07.765210
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '4857f2ca191e'
+revision = 'e95ab51b2551'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -35,6 +35,32 @@ def upgrade():
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pages_section'), ['section'], unique=False)
 
+    op.create_table('users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('password_hash', sa.String(length=200), nullable=False),
+    sa.Column('role', sa.String(length=32), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('session_version', sa.Integer(), nullable=False),
+    sa.Column('failed_logins', sa.Integer(), nullable=False),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('email')
+    )
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_sha256')
+    )
     op.create_table('consents',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('visitor_id', sa.String(length=32), nullable=True),
@@ -127,6 +153,8 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_consents_created_at'))
 
     op.drop_table('consents')
+    op.drop_table('api_tokens')
+    op.drop_table('users')
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pages_section'))
 
