@@ -17,7 +17,7 @@ from tests.support.postgres import HINT, PostgresCluster, find_bindir
 from tracker import create_app
 from tracker.extensions import db
 
-pytest_plugins = ["tests.support.dns"]
+pytest_plugins = ["tests.support.dns", "tests.support.smtp"]
 
 TESTS = Path(__file__).parent
 GEOIP_DIR = TESTS / "data" / "geoip"

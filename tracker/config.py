@@ -65,6 +65,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TIMEZONE", "Europe/Paris", "Time zone of reports' days and hours."),
     Setting("RATELIMIT_STORAGE", "memory://", "Where rate-limit counters live: `memory://` "
             "for one process, `redis://host:6379` when several processes share the work."),
+    Setting("SMTP_URL", None, "Outgoing mail: `smtp://host:port`, `smtp+starttls://user:pass@"
+            "host:587` or `smtps://user:pass@host:465`. Mail is refused when unset."),
+    Setting("MAIL_FROM", "Amniotic <contact@amniotic.studio>", "Sender of outgoing e-mail."),
+    Setting("PUBLIC_URL", "http://127.0.0.1:5000", "Base URL of this tracker, used in links "
+            "sent by e-mail."),
     Setting("LOGIN_RATE_LIMIT", "10 per minute", "Login attempts allowed per client IP."),
 )
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e95ab51b2551
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:16:07.765210
+Create Date: 2026-11-24 22:19:10.768165
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'e95ab51b2551'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -24,6 +24,25 @@ def upgrade():
     sa.Column('first_served_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
+    op.create_table('contact_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('lang', sa.String(length=2), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('handled_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('contact_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contact_messages_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contact_messages_email'), ['email'], unique=False)
+
+    op.create_table('opposition_list',
+    sa.Column('email_hmac', sa.String(length=64), nullable=False),
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('email_hmac')
+    )
     op.create_table('pages',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('path', sa.String(length=512), nullable=False),
@@ -35,6 +54,21 @@ def upgrade():
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pages_section'), ['section'], unique=False)
 
+    op.create_table('subscribers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('open_tracking', sa.Boolean(), nullable=False),
+    sa.Column('lang', sa.String(length=2), nullable=False),
+    sa.Column('form_version', sa.String(length=64), nullable=False),
+    sa.Column('token_sha256', sa.String(length=64), nullable=True),
+    sa.Column('requested_at', sa.DateTime(), nullable=False),
+    sa.Column('confirmed_at', sa.DateTime(), nullable=True),
+    sa.Column('unsubscribed_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('email'),
+    sa.UniqueConstraint('token_sha256')
+    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -155,9 +189,16 @@ def downgrade():
     op.drop_table('consents')
     op.drop_table('api_tokens')
     op.drop_table('users')
+    op.drop_table('subscribers')
     with op.batch_alter_table('pages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pages_section'))
 
     op.drop_table('pages')
+    op.drop_table('opposition_list')
+    with op.batch_alter_table('contact_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contact_messages_email'))
+        batch_op.drop_index(batch_op.f('ix_contact_messages_created_at'))
+
+    op.drop_table('contact_messages')
     op.drop_table('banner_versions')
     # ### end Alembic commands ###
