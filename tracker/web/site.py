@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, render_template, request
 
 from tracker.services import runtime
+from tracker.web.middleware import SITE_CSP
 
 bp = Blueprint("site", __name__)
 
@@ -35,10 +36,12 @@ def banner_script() -> Response:
 
 @bp.get("/", defaults={"path": ""})
 @bp.get("/<path:path>")
-def demo(path: str) -> str:
+def demo(path: str) -> Response:
     page = "/" + path
     if page not in DEMO_PAGES:
         abort(404)
     title, lead = DEMO_PAGES[page]
-    return render_template("site/demo.html", page=page, title=title, lead=lead,
-                           pages=DEMO_PAGES)
+    response = Response(render_template("site/demo.html", page=page, title=title, lead=lead,
+                                        pages=DEMO_PAGES))
+    response.headers["Content-Security-Policy"] = SITE_CSP
+    return response
