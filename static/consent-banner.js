@@ -3,25 +3,27 @@
  *
  * WHAT THIS SCRIPT SENDS, AND WHEN
  * Only to the collector this file was loaded from (or the one named in data-collector).
- * Nothing at all is sent before you make a choice in the banner.
+ * Nothing at all is sent before you make a choice in the banner. (Loading this file is an
+ * ordinary request to the collector's web server, like loading any image or font.)
  *
  * 1. When you choose ("Accept all", "Refuse all" or "Save my choices"), once:
  *    POST /api/consent with your three yes/no choices (audience measurement, location,
  *    marketing), the policy version, the banner language and the button you used. If you
  *    allowed audience measurement, it also sends a random visitor id (32 hex characters,
- *    kept in the amn_vid cookie). If you refused and such an id exists from an earlier
- *    "yes", that id is sent one last time so the earlier consent is marked as withdrawn,
- *    then the cookie is deleted.
- * 2. Only if you allowed audience measurement:
- *    - a "pageview" on each page you open (also on in-page navigations of single-page
- *      sites): page address, referring page address, page title, visitor id, consent id
- *      and a random event id;
- *    - an "engagement" when you leave or hide the page: the same ids and addresses plus how
- *      many milliseconds the page was visible on screen.
+ *    kept in the amn_vid cookie). If you refused audience measurement and such an id exists
+ *    from an earlier "yes", that id is sent one last time so the earlier consent is marked
+ *    as withdrawn, then the cookie is deleted. A choice the collector could not record
+ *    grants nothing (and the banner asks again on the next page).
+ * 2. Only if you allowed audience measurement and the collector recorded that consent:
+ *    - a "pageview" for the page you are on when you accept, then for each page you open
+ *      (also in-page navigations of single-page sites): page address, previous page
+ *      address (referrer), page title, visitor id, consent id and a random event id;
+ *    - an "engagement" when you hide or leave the page (or navigate in-page): the same ids
+ *      and addresses plus how many milliseconds the page was visible on screen so far.
  *    The collector also sees what every web request carries: your IP address and browser
  *    (User-Agent). From these it derives the reverse-DNS name, the organisation, the browser
- *    and, only if you allowed location, the country and city. No other data is read: no
- *    fingerprinting, no screen size, no keystrokes, no mouse movements.
+ *    and, only if you allowed location, the country and city. Nothing else is collected:
+ *    no fingerprinting, no screen size, no keystrokes, no mouse movements.
  * 3. Only when you click "See my data" / "Delete my data": POST /api/me/export or
  *    /api/me/erase with your visitor id.
  *
@@ -54,41 +56,35 @@
   const API = (ds.collector || (me.src ? new URL(me.src).origin : loc.origin)).replace(/\/+$/, '');
   const lang = ds.lang || d.documentElement.lang;
   const L = !lang || /^fr/i.test(lang) ? 'fr' : 'en'; // the studio is French
-  const VER = ds.policyVersion || '2026-11-01';
+  const VER = ds.policyVersion || '__POLICY_VERSION__'; // filled in by the collector
   const GPC = nav.globalPrivacyControl === true;
   const DAY = 86400, HEX = /^[0-9a-f]{32}$/, PURPOSES = ['analytics', 'location', 'marketing'];
 
-  // Purposes are [title, description].
+  // Purposes are [title, what they cover]; the banner text lists them all.
   const TXT = L === 'fr' ? {
     title: 'Cookies et mesure d’audience',
-    desc: 'Avec votre accord, nous mesurons l’audience (visites, pages, temps, adresse IP, ' +
-      'nom DNS inverse, organisation, navigateur), la localisation (pays et ville d’après ' +
-      'l’IP) et activons le marketing (publicité ciblée, scripts marketing). Les cookies ' +
-      'nécessaires (retenir ce choix) sont toujours actifs. ',
+    intro: 'Avec votre accord : ',
+    outro: '. Les cookies nécessaires (retenir ce choix) sont toujours actifs. ',
     policy: 'Politique de confidentialité',
-    necessary: ['Nécessaires', 'Toujours actifs : retenir ce choix.'],
-    analytics: ['Mesure d’audience', 'Visites, pages, temps, adresse IP, nom DNS inverse, ' +
-      'organisation, navigateur.'],
-    location: ['Localisation', 'Pays et ville d’après l’IP (avec la mesure d’audience).'],
-    marketing: ['Marketing', 'Publicité ciblée, scripts marketing.'],
-    gpc: ' Refusé : signal Global Privacy Control.',
+    analytics: ['Mesure d’audience', 'visites, pages, temps, adresse IP, nom DNS inverse, ' +
+      'organisation, navigateur'],
+    location: ['Localisation', 'pays et ville d’après l’IP, avec la mesure d’audience'],
+    marketing: ['Marketing', 'publicité ciblée, scripts marketing'],
+    gpc: ' — refusé par le signal Global Privacy Control',
     accept: 'Tout accepter', refuse: 'Tout refuser', customize: 'Personnaliser',
     save: 'Enregistrer mes choix', export: 'Voir mes données', erase: 'Supprimer mes données',
     'open-settings': 'Gestion des cookies',
     confirm: 'Supprimer mes données ?', erased: 'Données supprimées.', err: 'Erreur.'
   } : {
     title: 'Cookies and audience measurement',
-    desc: 'With your consent, we measure the audience (visits, pages, time, IP address, ' +
-      'reverse-DNS name, organisation, browser), your location (country and city from the ' +
-      'IP) and enable marketing (targeted advertising, marketing scripts). Necessary cookies ' +
-      '(remembering this choice) are always on. ',
+    intro: 'With your consent: ',
+    outro: '. Necessary cookies (remembering this choice) are always on. ',
     policy: 'Privacy policy',
-    necessary: ['Necessary', 'Always on: remembering this choice.'],
-    analytics: ['Audience measurement', 'Visits, pages, time, IP address, reverse-DNS name, ' +
-      'organisation, browser.'],
-    location: ['Location', 'Country and city from the IP (with audience measurement).'],
-    marketing: ['Marketing', 'Targeted advertising, marketing scripts.'],
-    gpc: ' Refused: Global Privacy Control signal.',
+    analytics: ['Audience measurement', 'visits, pages, time, IP address, reverse-DNS name, ' +
+      'organisation, browser'],
+    location: ['Location', 'country and city from the IP, with audience measurement'],
+    marketing: ['Marketing', 'targeted advertising, marketing scripts'],
+    gpc: ' — refused by the Global Privacy Control signal',
     accept: 'Accept all', refuse: 'Refuse all', customize: 'Customize',
     save: 'Save my choices', export: 'See my data', erase: 'Delete my data',
     'open-settings': 'Cookie settings',
@@ -204,7 +200,7 @@
     } else stop();
     // <script type="text/plain" data-consent="purpose ..."> becomes a real script, once.
     for (const s of d.querySelectorAll('script[type="text/plain"][data-consent]')) {
-      if (!s.dataset.consent.split(/\s+/).every(p => c[p] === true)) continue;
+      if (!s.dataset.consent.trim().split(/\s+/).every(p => c[p] === true)) continue;
       const n = d.createElement('script');
       for (const a of s.attributes) {
         if (!/^(type|data-consent)$/.test(a.name)) n.setAttribute(a.name, a.value);
@@ -239,7 +235,7 @@
           setC('amn_consent', [j.consent_id, VER, PURPOSES.map(p => +c[p]).join(''),
             Math.floor(now() / 1e3)].join('|'), 182);
           if (c.analytics) setC('amn_vid', vid, 395);
-        }
+        } else state.c = norm({}); // not recorded, so nothing granted (asked again next time)
         apply(vid);
       });
   };
@@ -252,24 +248,24 @@
     'max-height:90vh;overflow:auto;margin:auto;padding:1em;background:#fff;border:1px solid;' +
     'border-radius:8px;box-shadow:0 4px 24px #0004}.amn h2{margin:0 0 .4em;font-size:1.1em}' +
     '.amn p,.amn small{display:block;margin:0 0 .8em}.amn label{font-weight:600}' +
+    '.amn input{margin:0 .5em 0 0}' +
     '.amn-btns{display:grid;grid:auto-flow 1fr/repeat(auto-fit,minmax(9em,1fr));gap:.5em}' +
     '.amn button{font:inherit;padding:.3em .6em;margin-right:.5em;border:1px solid;' +
     'border-radius:6px;background:#fff;color:#111;cursor:pointer}' +
     '.amn .amn-b{font-weight:600;padding:.6em;margin:0;border:2px solid #111;' +
     'background:#111;color:#fff}.amn-fab{position:fixed;left:1em;bottom:1em;' +
     'z-index:99998;font-size:12px!important}' +
-    '.amn :focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}' +
+    '.amn :focus-visible{outline:3px solid #1d4ed8;outline-offset:2px}.amn-cb:focus{outline:0}' +
     '.amn [hidden]{display:none!important}';
 
   const btn = (action, cls = '') => btns[action] =
     h('button', { type: 'button', class: cls, 'data-action': action }, [TXT[action]]);
-  // One purpose: [switch] title, description.
-  const option = (k, input = '') => h('div', {}, [h('label', {}, [input, TXT[k][0]]),
+  // One purpose: switch and title, then its description.
+  const option = (k, input) => h('div', {}, [h('label', {}, [input, TXT[k][0]]),
     h('small', { id: `amn-${k}-d` }, [TXT[k][1]])]);
   const build = () => {
     if (box) return;
     panel = h('div', { hidden: '' }, [
-      option('necessary'),
       ...PURPOSES.map(k => option(k, sw[k] = h('input', { type: 'checkbox', role: 'switch',
         name: k, 'aria-describedby': `amn-${k}-d` }))),
       tools = h('p', {}, [btn('export'), btn('erase')]),
@@ -278,7 +274,8 @@
     root = h('div', { class: 'amn-cb', role: 'dialog', 'aria-modal': 'false',
       'aria-labelledby': 'amn-t', 'aria-describedby': 'amn-d', tabindex: -1, hidden: '' }, [
       h('h2', { id: 'amn-t' }, [TXT.title]),
-      h('p', { id: 'amn-d' }, [TXT.desc, h('a', { href: ds.privacyUrl || '/privacy' },
+      h('p', { id: 'amn-d' }, [TXT.intro + PURPOSES.map(k => `${TXT[k][0]} (${TXT[k][1]})`)
+        .join(', ') + TXT.outro, h('a', { href: ds.privacyUrl || '/privacy' },
         [TXT.policy])]),
       panel,
       h('div', { class: 'amn-btns' }, ['accept', 'refuse', 'customize', 'save']
@@ -300,12 +297,12 @@
         customize: settings,
         save: () => decide({ analytics: sw.analytics.checked, location: sw.location.checked,
           marketing: sw.marketing.checked }, 'custom'),
-        export: () => me2('export', blob => { // download as my-data.json
+        export: () => selfService('export', blob => { // download as my-data.json
           const a = h('a', { href: URL.createObjectURL(blob), download: 'my-data.json' });
           a.click();
           setTimeout(() => URL.revokeObjectURL(a.href), 6e4);
         }),
-        erase: () => w.confirm(TXT.confirm) && me2('erase', () => {
+        erase: () => w.confirm(TXT.confirm) && selfService('erase', () => {
           setC('amn_vid', '', 0);
           setC('amn_consent', '', 0);
           state = null; // no decision any more: the banner will ask again
@@ -318,7 +315,7 @@
       if (act) act();
     };
   };
-  const me2 = (what, then) => post('/api/me/' + what, { visitor_id: vidC() })
+  const selfService = (what, then) => post('/api/me/' + what, { visitor_id: vidC() })
     .then(r => { if (!r.ok) throw r; return r.blob(); })
     .then(then).catch(() => { msg.textContent = TXT.err; });
   const sync = () => { // location only with analytics; GPC locks marketing off
@@ -350,7 +347,7 @@
   const close = () => { // only once a decision exists
     if (!root || root.hidden || !state) return;
     root.hidden = true;
-    fab.hidden = !state;
+    fab.hidden = false;
     if (back && back !== d.body && back.isConnected) back.focus();
   };
 

@@ -13,6 +13,9 @@ from tracker.extensions import db
 from tracker.models import BannerVersion
 
 
+PLACEHOLDER = b"__POLICY_VERSION__"
+
+
 @dataclass(frozen=True)
 class Banner:
     """The exact bytes served at /static/consent-banner.js and their SHA-256."""
@@ -21,8 +24,9 @@ class Banner:
     sha256: str
 
     @classmethod
-    def load(cls, path: Path) -> Banner:
-        content = path.read_bytes()
+    def load(cls, path: Path, policy_version: str) -> Banner:
+        """Read the script and fill in the current policy version (part of what is hashed)."""
+        content = path.read_bytes().replace(PLACEHOLDER, policy_version.encode())
         return cls(content=content, sha256=hashlib.sha256(content).hexdigest())
 
     def archive(self, now: datetime) -> str:

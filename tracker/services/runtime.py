@@ -31,7 +31,8 @@ def init_app(app: Flask) -> None:
         policy_version=cfg["TRACKER_POLICY_VERSION"],
         visit_timeout=timedelta(minutes=cfg["TRACKER_VISIT_TIMEOUT_MINUTES"]),
     )
-    app.extensions[KEY] = {"ingest": ingest, "banner": Banner.load(static / "consent-banner.js")}
+    app.extensions[KEY] = {"ingest": ingest, "banner": Banner.load(static / "consent-banner.js",
+                                                                   cfg["TRACKER_POLICY_VERSION"])}
     if cfg["TRACKER_INGEST_IN_PROCESS"] and not app.testing:
         start_drainer(app, cfg["TRACKER_INGEST_INTERVAL"])
 
