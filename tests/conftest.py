@@ -126,7 +126,8 @@ class FreshRequestClient(FlaskClient):
     def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         from flask import g
 
-        g.pop("_login_user", None)
+        for name in list(g):
+            g.pop(name)
         return super().open(*args, **kwargs)
 
 

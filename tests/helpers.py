@@ -50,18 +50,50 @@ PASSWORD = "correct horse battery staple"
 
 
 def make_user(email: str, role: str) -> Any:
+    """Create an account; admin and dpo get an enrolled authenticator (their second factor)."""
     from tracker.clock import utcnow
+    from tracker.domain import totp
+    from tracker.extensions import db
     from tracker.services import staff
 
-    return staff.create_user(email, PASSWORD, role, now=utcnow())
+    user = staff.create_user(email, PASSWORD, role, now=utcnow())
+    if staff.needs_second_factor(user):
+        user.totp_secret = totp.new_secret()
+        db.session.commit()
+    return user
+
+
+def csrf_token(client: FlaskClient, path: str) -> str:
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert token, f"the form at {path} carries a CSRF token"
+    return token.group(1)
+
+
+def next_totp_code(email: str) -> str:
+    """A code the account has not used yet (each code is accepted once)."""
+    import time
+
+    from sqlalchemy import select
+
+    from tracker.domain import totp
+    from tracker.extensions import db
+    from tracker.models import User
+
+    user = db.session.scalar(select(User).filter_by(email=email))
+    db.session.refresh(user)
+    step = max(totp.step_of(time.time()) - totp.WINDOW, user.totp_last_step + 1)
+    assert step <= totp.step_of(time.time()) + totp.WINDOW, "signed in too often this minute"
+    return totp.code_at(user.totp_secret, step)
 
 
 def login(client: FlaskClient, email: str, password: str = PASSWORD):
-    """Sign in through the real form, CSRF token included."""
-    import re
-
-    page = client.get("/staff/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
-    assert token, "the login form carries a CSRF token"
-    return client.post("/staff/login", data={"email": email, "password": password,
-                                             "csrf_token": token.group(1)})
+    """Sign in through the real forms, CSRF tokens (and the second factor) included."""
+    response = client.post("/staff/login", data={
+        "email": email, "password": password, "csrf_token": csrf_token(client, "/staff/login")})
+    if response.status_code == 302 and response.headers["Location"].endswith("/staff/2fa"):
+        response = client.post("/staff/2fa", data={
+            "code": next_totp_code(email), "csrf_token": csrf_token(client, "/staff/2fa")})
+    return response

@@ -76,7 +76,8 @@ def test_no_trace_without_live_consent(app, client, caplog, script):
                 consent = next(v[-1] for k, v in history.items() if k != who and v)
             else:
                 consent = {"consent_id": None}
-            ip, agent = f"198.51.100.{number + 1}", f"Mozilla/5.0 marker-{number}"
+            # Fixed-width, so no trace is a prefix of another (.1 vs .10).
+            ip, agent = f"198.51.100.{number + 100}", f"Mozilla/5.0 marker-{number:03d}"
             response = beacon(client, {**consent, "visitor_id": VISITORS[who]}, ip=ip,
                               user_agent=agent)
             live = which == "own" and bool(own) and own[-1]["analytics"]

@@ -81,3 +81,100 @@ def test_api_token(client):
     db.session.commit()
     assert client.get("/api/probe", headers={"Authorization": f"Bearer {token}"}).status_code \
         == 401
+
+
+@pytest.mark.parametrize(("password", "reason"), [
+    ("password1234", "common"),
+    ("aaaaaaaaaaaa", "easy to guess"),
+    ("ana.amniotic-2026", "account's name"),
+    ("x" * 129, "at most 128"),
+])
+def test_weak_passwords_refused(app, password, reason):
+    with pytest.raises(staff.StaffError, match=reason):
+        staff.create_user("ana.amniotic@amniotic.studio", password, "analyst", now=utcnow())
+
+
+def test_admin_needs_a_second_factor(client):
+    from tests.helpers import csrf_token, next_totp_code
+
+    make_user("boss@amniotic.studio", "admin")
+    response = client.post("/staff/login", data={
+        "email": "boss@amniotic.studio", "password": PASSWORD,
+        "csrf_token": csrf_token(client, "/staff/login")})
+    assert response.headers["Location"].endswith("/staff/2fa")
+    assert client.get("/staff/2fa").status_code == 200
+    bad = client.post("/staff/2fa", data={"code": "000000",
+                                          "csrf_token": csrf_token(client, "/staff/2fa")})
+    assert bad.status_code == 200 and b"not valid" in bad.data
+    code = next_totp_code("boss@amniotic.studio")
+    ok = client.post("/staff/2fa", data={"code": code,
+                                         "csrf_token": csrf_token(client, "/staff/2fa")})
+    assert ok.status_code == 302
+    # The same code cannot be replayed for another sign-in.
+    client.post("/staff/logout")
+    client.post("/staff/login", data={"email": "boss@amniotic.studio", "password": PASSWORD,
+                                      "csrf_token": csrf_token(client, "/staff/login")})
+    replay = client.post("/staff/2fa", data={"code": code,
+                                             "csrf_token": csrf_token(client, "/staff/2fa")})
+    assert replay.status_code == 200
+
+
+def test_first_sign_in_enrolls_the_authenticator(client):
+    import re
+    import time
+
+    from tests.helpers import csrf_token
+    from tracker.domain import totp
+
+    user = make_user("dpo@amniotic.studio", "dpo")
+    user.totp_secret = None
+    db.session.commit()
+    client.post("/staff/login", data={"email": "dpo@amniotic.studio", "password": PASSWORD,
+                                      "csrf_token": csrf_token(client, "/staff/login")})
+    page = client.get("/staff/2fa").get_data(as_text=True)
+    secret = re.search(r'data-secret="([A-Z2-7]+)"', page).group(1)
+    code = totp.code_at(secret, totp.step_of(time.time()))
+    response = client.post("/staff/2fa", data={"code": code,
+                                               "csrf_token": csrf_token(client, "/staff/2fa")})
+    assert response.status_code == 302
+    db.session.refresh(user)
+    assert user.totp_secret == secret
+
+
+def test_idle_session_ends(client, app):
+    make_user("ana@amniotic.studio", "analyst")
+    login(client, "ana@amniotic.studio")
+    assert client.get("/probe").status_code == 200
+    with client.session_transaction() as session:
+        session["seen_at"] -= app.config["TRACKER_SESSION_IDLE_MINUTES"] * 60 + 1
+    assert client.get("/probe").status_code == 302
+
+
+def test_absolute_session_limit(client, app):
+    make_user("ana@amniotic.studio", "analyst")
+    login(client, "ana@amniotic.studio")
+    with client.session_transaction() as session:
+        session["authenticated_at"] -= app.config["TRACKER_SESSION_MAX_HOURS"] * 3600 + 1
+    assert client.get("/probe").status_code == 302
+
+
+def test_sensitive_action_asks_for_the_password_again(client, app):
+    from tests.helpers import csrf_token
+    from tracker.web.auth import recent_auth_required
+
+    @app.get("/sensitive")
+    @recent_auth_required
+    def sensitive():
+        return "done"
+
+    make_user("ana@amniotic.studio", "analyst")
+    login(client, "ana@amniotic.studio")
+    assert client.get("/sensitive").data == b"done"
+    with client.session_transaction() as session:
+        session["authenticated_at"] -= app.config["TRACKER_REAUTH_MINUTES"] * 60 + 1
+    response = client.get("/sensitive")
+    assert "/staff/reauth" in response.headers["Location"]
+    confirmed = client.post("/staff/reauth?next=/sensitive", data={
+        "password": PASSWORD, "csrf_token": csrf_token(client, "/staff/reauth")})
+    assert confirmed.headers["Location"] == "/sensitive"
+    assert client.get("/sensitive").data == b"done"

@@ -70,6 +70,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAIL_FROM", "Amniotic <contact@amniotic.studio>", "Sender of outgoing e-mail."),
     Setting("PUBLIC_URL", "http://127.0.0.1:5000", "Base URL of this tracker, used in links "
             "sent by e-mail."),
+    Setting("SESSION_IDLE_MINUTES", 30, "A staff session ends after this much inactivity.", int),
+    Setting("SESSION_MAX_HOURS", 12, "A staff session ends this long after sign-in.", int),
+    Setting("REAUTH_MINUTES", 5, "Sensitive actions (role changes, exports of personal data) "
+            "ask for the password again when the last sign-in is older than this.", int),
     Setting("LOGIN_RATE_LIMIT", "10 per minute", "Login attempts allowed per client IP."),
 )
 

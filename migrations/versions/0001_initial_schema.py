@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 22:19:10.768165
+Create Date: 2026-11-24 22:28:00.802932
 
 """
 from alembic import op
@@ -78,6 +78,8 @@ def upgrade():
     sa.Column('session_version', sa.Integer(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.Column('totp_secret', sa.String(length=32), nullable=True),
+    sa.Column('totp_last_step', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_login_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),

@@ -18,3 +18,6 @@ ROLES: dict[str, str] = {
 
 # Aggregate reports identify nobody, so every role whose task involves the site may read them.
 REPORT_READERS = frozenset({ADMIN, ANALYST, MARKETING, DPO})
+
+# Accounts that can reach the most personal data or change others' rights need a second factor.
+SECOND_FACTOR_ROLES = frozenset({ADMIN, DPO})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -10,7 +11,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError, VerifyMismatchError
 from sqlalchemy import select
 
-from tracker.domain.roles import ROLES
+from tracker.domain import totp
+from tracker.domain.roles import ROLES, SECOND_FACTOR_ROLES
 from tracker.extensions import db
 from tracker.models import ApiToken, User
 
@@ -27,10 +29,37 @@ class StaffError(ValueError):
     """An account operation that cannot be done, with a message for the operator."""
 
 
-def check_password_policy(password: str) -> None:
-    """Raise StaffError when a password is too weak to accept."""
+MAX_PASSWORD_LENGTH = 128
+# zxcvbn's score: 3 is "safely unguessable: moderate protection from offline slow-hash attacks".
+MIN_STRENGTH = 3
+
+
+def check_password_policy(password: str, email: str = "") -> None:
+    """Raise StaffError when a password breaks OWASP ASVS 5.0 level 2 (V6.2) rules.
+
+    Length 12 to 128, any characters, no composition rules; refused when it is among the
+    30,000 most common passwords, contains the account's name, or is easy to guess.
+    """
+    from zxcvbn import zxcvbn
+
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise StaffError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+    if password.lower() in _common_passwords():
+        raise StaffError("this password is among the most common ones; choose another")
+    local_part = email.split("@")[0].lower()
+    if len(local_part) >= 4 and local_part in password.lower():
+        raise StaffError("the password must not contain the account's name")
+    if zxcvbn(password[:100], user_inputs=[email, "amniotic"])["score"] < MIN_STRENGTH:
+        raise StaffError("this password is too easy to guess; a few unrelated words work well")
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def create_user(email: str, password: str, role: str, *, now: datetime) -> User:
@@ -40,9 +69,9 @@ def create_user(email: str, password: str, role: str, *, now: datetime) -> User:
         raise StaffError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if db.session.scalar(select(User.id).filter_by(email=email)):
         raise StaffError(f"an account for {email} already exists")
-    check_password_policy(password)
+    check_password_policy(password, email)
     user = User(email=email, password_hash=hasher.hash(password), role=role, active=True,
-                session_version=1, failed_logins=0, created_at=now)
+                session_version=1, failed_logins=0, totp_last_step=0, created_at=now)
     db.session.add(user)
     db.session.commit()
     return user
@@ -136,3 +165,29 @@ def find_user(email: str) -> User:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def needs_second_factor(user: User) -> bool:
+    return user.role in SECOND_FACTOR_ROLES
+
+
+def confirm_totp(user: User, secret: str, code: str, *, unix_time: float) -> bool:
+    """Enroll an authenticator once the user proved it works with a first code."""
+    step = totp.matching_step(secret, code, unix_time)
+    if step is None:
+        return False
+    user.totp_secret, user.totp_last_step = secret, step
+    db.session.commit()
+    return True
+
+
+def verify_totp(user: User, code: str, *, unix_time: float) -> bool:
+    """Check a code; each code is accepted once."""
+    if not user.totp_secret:
+        return False
+    step = totp.matching_step(user.totp_secret, code, unix_time, after_step=user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    db.session.commit()
+    return True
