@@ -1,0 +1,91 @@
+"""A live tracker server and Debian's Chromium driven by Playwright, for browser tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import IN_CI, app_config
+from tracker import create_app
+from tracker.extensions import db
+
+CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-dev-shm-usage"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+class LiveServer:
+    """The real app on 127.0.0.1:<free port>, served by werkzeug in a thread.
+
+    The drainer thread is off: tests call `drain()` when they want the spool stored.
+    """
+
+    def __init__(self, app: Any, server: Any) -> None:
+        self.app = app
+        self.server = server
+        self.url = f"http://127.0.0.1:{server.server_port}"
+
+    def drain(self) -> int:
+        from tracker.services import runtime
+
+        with self.app.app_context():
+            return runtime.ingest().drain()
+
+    def query(self, statement: Any) -> list[Any]:
+        """Run a SELECT in the app's database and return all rows."""
+        with self.app.app_context():
+            return list(db.session.execute(statement).all())
+
+
+@pytest.fixture
+def live_server(sqlite_template: Path, tmp_path: Path, dns_server) -> Iterator[LiveServer]:
+    database = tmp_path / "live.sqlite3"
+    shutil.copy(sqlite_template, database)
+    holder: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
+                         threaded=True)
+    origin = f"http://127.0.0.1:{server.server_port}"
+    app = create_app(app_config(f"sqlite:///{database}", tmp_path,
+                                TRACKER_SITE_ORIGINS=[origin],
+                                TRACKER_DNS_SERVERS=[dns_server.address],
+                                TRACKER_PUBLIC_URL=origin))
+    holder["app"] = app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield LiveServer(app, server)
+    server.shutdown()
+    thread.join(5)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test session (each test opens its own context)."""
+    if not Path(CHROMIUM).exists():
+        hint = "install Debian's chromium: apt-get install -y chromium"
+        if IN_CI:
+            pytest.fail(hint)
+        pytest.skip(hint)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    """Where browser tests save screenshots for people to look at (gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,120 @@
+"""The banner against the real collector in Chromium: decision -> proof -> beacon -> visit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from tests.helpers import KNOWN_IP
+from tracker.models import Consent, Page, Pageview, Visit
+
+pytestmark = pytest.mark.browser
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/131.0.0.0 Safari/537.36")
+
+
+@pytest.fixture
+def live_server(live_server):
+    # The browser reaches us over loopback; a trusted proxy header gives it a public IP
+    # that the MaxMind test databases and the test DNS server know.
+    live_server.app.config["TRACKER_TRUSTED_PROXIES"] = 1
+    return live_server
+
+
+@pytest.fixture
+def visitor(browser, live_server):
+    """A browser context whose requests arrive from KNOWN_IP with a desktop Chrome UA."""
+    context = browser.new_context(user_agent=CHROME, locale="fr-FR",
+                                  extra_http_headers={"X-Forwarded-For": KNOWN_IP})
+    page = context.new_page()
+    page.api_calls = []
+    page.on("request", lambda r: "/api/" in r.url and page.api_calls.append(
+        (r.url.split("/api/", 1)[1], r.post_data)))
+    yield page
+    context.close()
+
+
+def cookie(page, name):
+    return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_nothing_is_sent_before_a_decision(visitor, live_server):
+    visitor.goto(live_server.url + "/")
+    assert visitor.get_by_role("button", name="Tout accepter").is_visible()
+    assert visitor.get_by_role("button", name="Tout refuser").is_visible()
+    visitor.wait_for_timeout(500)
+    assert visitor.api_calls == []
+    assert cookie(visitor, "amn_vid") is None
+
+
+def test_refuse_all_records_a_refusal_and_tracks_nothing(visitor, live_server):
+    visitor.goto(live_server.url + "/")
+    visitor.get_by_role("button", name="Tout refuser").click()
+    wait_for(lambda: live_server.query(select(Consent.id)))
+    (consent,) = [row[0] for row in live_server.query(select(Consent))]
+    assert consent.visitor_id is None and not consent.analytics
+    visitor.goto(live_server.url + "/projets/")
+    visitor.wait_for_timeout(300)
+    assert [c for c, _ in visitor.api_calls] == ["consent"]
+    assert cookie(visitor, "amn_vid") is None
+    live_server.drain()
+    assert live_server.query(select(Visit.id)) == []
+
+
+def test_accept_all_stores_an_enriched_visit_then_withdrawal_stops_it(visitor, live_server):
+    visitor.goto(live_server.url + "/projets/")
+    visitor.get_by_role("button", name="Tout accepter").click()
+    wait_for(lambda: any(c == "collect" for c, _ in visitor.api_calls))
+    visitor_id = cookie(visitor, "amn_vid")
+    assert visitor_id and len(visitor_id) == 32
+    (consent,) = [row[0] for row in live_server.query(select(Consent))]
+    assert consent.visitor_id == visitor_id and consent.analytics and consent.location
+    wait_for(lambda: live_server.drain() or live_server.query(select(Visit.id)))
+    (visit,) = [row[0] for row in live_server.query(select(Visit))]
+    assert visit.visitor_id == visitor_id
+    assert visit.ip == KNOWN_IP
+    assert visit.dns_name == "host-89-160-20-112.bredband2.se"
+    assert visit.organization == "Bredband2 AB" and visit.city == "Linköping"
+    assert (visit.browser, visit.os, visit.device) == ("Chrome", "Windows", "desktop")
+    paths = [p for (p,) in live_server.query(select(Page.path).join(
+        Pageview, Pageview.page_id == Page.id))]
+    assert paths == ["/projets/"]
+
+    # Withdraw through the persistent "Gestion des cookies" control.
+    visitor.click("[data-action=open-settings]")
+    visitor.locator("[data-action=refuse]").last.click()
+    wait_for(lambda: cookie(visitor, "amn_vid") is None)
+    calls_before = len(visitor.api_calls)
+    visitor.goto(live_server.url + "/studio/")
+    visitor.wait_for_timeout(300)
+    assert [c for c, _ in visitor.api_calls[calls_before:]] == []
+    withdrawn = [row[0] for row in live_server.query(
+        select(Consent).where(Consent.visitor_id == visitor_id))]
+    assert withdrawn[0].withdrawn_at is not None
+
+
+def test_engagement_arrives_when_the_page_is_hidden(visitor, live_server):
+    visitor.goto(live_server.url + "/journal/")
+    visitor.get_by_role("button", name="Tout accepter").click()
+    wait_for(lambda: any(c == "collect" for c, _ in visitor.api_calls))
+    visitor.wait_for_timeout(1200)
+    visitor.close(run_before_unload=True)
+    def engaged():
+        live_server.drain()
+        rows = live_server.query(select(Pageview.engaged_ms))
+        return rows and rows[0][0] > 0
+    wait_for(engaged)
+    (engaged_ms,) = live_server.query(select(Pageview.engaged_ms))[0]
+    assert 1000 <= engaged_ms < 60_000
