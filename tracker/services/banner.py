@@ -12,7 +12,6 @@ from sqlalchemy import select
 from tracker.extensions import db
 from tracker.models import BannerVersion
 
-
 PLACEHOLDER = b"__POLICY_VERSION__"
 
 
