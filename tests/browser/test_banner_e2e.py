@@ -41,12 +41,13 @@ def cookie(page, name):
     return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
 
 
-def wait_for(condition, timeout=5.0):
+def wait_for(page, condition, timeout=5.0):
+    """Poll `condition`, letting Playwright dispatch the page's events meanwhile."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
     raise AssertionError("condition not met in time")
 
 
@@ -62,7 +63,7 @@ def test_nothing_is_sent_before_a_decision(visitor, live_server):
 def test_refuse_all_records_a_refusal_and_tracks_nothing(visitor, live_server):
     visitor.goto(live_server.url + "/")
     visitor.get_by_role("button", name="Tout refuser").click()
-    wait_for(lambda: live_server.query(select(Consent.id)))
+    wait_for(visitor, lambda: live_server.query(select(Consent.id)))
     (consent,) = [row[0] for row in live_server.query(select(Consent))]
     assert consent.visitor_id is None and not consent.analytics
     visitor.goto(live_server.url + "/projets/")
@@ -76,12 +77,12 @@ def test_refuse_all_records_a_refusal_and_tracks_nothing(visitor, live_server):
 def test_accept_all_stores_an_enriched_visit_then_withdrawal_stops_it(visitor, live_server):
     visitor.goto(live_server.url + "/projets/")
     visitor.get_by_role("button", name="Tout accepter").click()
-    wait_for(lambda: any(c == "collect" for c, _ in visitor.api_calls))
+    wait_for(visitor, lambda: any(c == "collect" for c, _ in visitor.api_calls))
     visitor_id = cookie(visitor, "amn_vid")
     assert visitor_id and len(visitor_id) == 32
     (consent,) = [row[0] for row in live_server.query(select(Consent))]
     assert consent.visitor_id == visitor_id and consent.analytics and consent.location
-    wait_for(lambda: live_server.drain() or live_server.query(select(Visit.id)))
+    wait_for(visitor, lambda: live_server.drain() or live_server.query(select(Visit.id)))
     (visit,) = [row[0] for row in live_server.query(select(Visit))]
     assert visit.visitor_id == visitor_id
     assert visit.ip == KNOWN_IP
@@ -95,7 +96,7 @@ def test_accept_all_stores_an_enriched_visit_then_withdrawal_stops_it(visitor, l
     # Withdraw through the persistent "Gestion des cookies" control.
     visitor.click("[data-action=open-settings]")
     visitor.locator("[data-action=refuse]").last.click()
-    wait_for(lambda: cookie(visitor, "amn_vid") is None)
+    wait_for(visitor, lambda: cookie(visitor, "amn_vid") is None)
     calls_before = len(visitor.api_calls)
     visitor.goto(live_server.url + "/studio/")
     visitor.wait_for_timeout(300)
@@ -108,13 +109,14 @@ def test_accept_all_stores_an_enriched_visit_then_withdrawal_stops_it(visitor, l
 def test_engagement_arrives_when_the_page_is_hidden(visitor, live_server):
     visitor.goto(live_server.url + "/journal/")
     visitor.get_by_role("button", name="Tout accepter").click()
-    wait_for(lambda: any(c == "collect" for c, _ in visitor.api_calls))
+    wait_for(visitor, lambda: any(c == "collect" for c, _ in visitor.api_calls))
     visitor.wait_for_timeout(1200)
+    other = visitor.context.new_page()  # keeps the context (and its event loop) alive
     visitor.close(run_before_unload=True)
     def engaged():
         live_server.drain()
         rows = live_server.query(select(Pageview.engaged_ms))
         return rows and rows[0][0] > 0
-    wait_for(engaged)
+    wait_for(other, engaged)
     (engaged_ms,) = live_server.query(select(Pageview.engaged_ms))[0]
     assert 1000 <= engaged_ms < 60_000

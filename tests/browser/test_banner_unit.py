@@ -8,7 +8,6 @@ against the real Flask server live elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
@@ -24,7 +23,6 @@ from tracker.services.banner import Banner
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 BANNER = Path(__file__).resolve().parents[2] / "static" / "consent-banner.js"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 POLICY = "2026-11-01"
@@ -82,24 +80,6 @@ def server() -> Iterator[str]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        hint = "install Debian's chromium: apt-get install -y chromium"
-        if os.environ.get("CI") == "true":
-            pytest.fail(hint)
-        pytest.skip(hint)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update"])
-        yield b
-        b.close()
 
 
 class Collector:
