@@ -40,6 +40,6 @@ def test_request_log_is_json_without_personal_data(client, caplog):
     for record in lines:
         text = JsonLineFormatter().format(record)
         entry = json.loads(text)
-        assert entry["path"] in ("/api/consent", "/api/collect")
+        assert entry["route"] in ("/api/consent", "/api/collect")
         for secret in (KNOWN_IP, FIREFOX, consent["visitor_id"], "f" * 32, "someone@"):
             assert secret not in text

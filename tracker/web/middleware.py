@@ -1,7 +1,7 @@
 """Cross-cutting response work: security headers, request ids, structured request logs.
 
 The request log is JSON lines and deliberately carries no IP address, user agent, visitor
-id or query string: those are personal data the policy forbids logging without consent.
+id, query string or raw path (links carry tokens): only the matched route pattern.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ def init_app(app: Flask) -> None:
         request_id = g.get("request_id", "")
         response.headers["X-Request-ID"] = request_id
         log.info("request", extra={"fields": {
-            "request_id": request_id, "method": request.method, "path": request.path[:200],
+            # The route pattern, not the path: paths may carry tokens (unsubscribe links).
+            "request_id": request_id, "method": request.method,
+            "route": request.url_rule.rule if request.url_rule else None,
             "endpoint": request.endpoint, "status": response.status_code,
             "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
                         2),
