@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import IN_CI, app_config
+from tests.conftest import IN_CI, SITE, app_config
+from tests.helpers import PASSWORD
 from tracker import create_app
 from tracker.extensions import db
 
@@ -44,19 +45,36 @@ class LiveServer:
         with self.app.app_context():
             return list(db.session.execute(statement).all())
 
+    def login(self, page: Any, email: str, password: str = PASSWORD) -> None:
+        """Sign in through the real staff form in the browser `page`."""
+        page.goto(self.url + "/staff/login")
+        page.fill("#email", email)
+        page.fill("#password", password)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+
 
 @pytest.fixture
-def live_server(sqlite_template: Path, tmp_path: Path, dns_server) -> Iterator[LiveServer]:
+def live_config() -> dict[str, Any]:
+    """Extra settings of the live app; override in a test module to change them, e.g.
+    `{"TRACKER_INGEST_IN_PROCESS": True, "TRACKER_INGEST_INTERVAL": 0.1}`."""
+    return {}
+
+
+@pytest.fixture
+def live_server(sqlite_template: Path, tmp_path: Path, dns_server,
+                live_config: dict[str, Any]) -> Iterator[LiveServer]:
     database = tmp_path / "live.sqlite3"
     shutil.copy(sqlite_template, database)
     holder: dict[str, Any] = {}
     server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start),
                          threaded=True)
     origin = f"http://127.0.0.1:{server.server_port}"
+    # The demo site's pages come from the app itself; helpers' beacons from SITE.
+    settings = {"TRACKER_SITE_ORIGINS": [origin, SITE],
+                "TRACKER_DNS_SERVERS": [dns_server.address], "TRACKER_PUBLIC_URL": origin}
     app = create_app(app_config(f"sqlite:///{database}", tmp_path,
-                                TRACKER_SITE_ORIGINS=[origin],
-                                TRACKER_DNS_SERVERS=[dns_server.address],
-                                TRACKER_PUBLIC_URL=origin))
+                                **{**settings, **live_config}))
     holder["app"] = app
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
