@@ -9,6 +9,10 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
+from tracker import cli_reports
+from tracker.cli_mail import init_app as init_mail_cli
+from tracker.cli_privacy import init_app as init_privacy_cli
+from tracker.cli_rollups import init_app as init_rollups_cli
 from tracker.clock import utcnow
 from tracker.domain.roles import ROLES
 from tracker.services import runtime, staff
@@ -21,6 +25,10 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ingest_command)
     app.cli.add_command(users)
     app.cli.add_command(tokens)
+    cli_reports.init_app(app)
+    init_privacy_cli(app)
+    init_mail_cli(app)
+    init_rollups_cli(app)
 
 
 @click.command("ingest")

@@ -75,6 +75,38 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REAUTH_MINUTES", 5, "Sensitive actions (role changes, exports of personal data) "
             "ask for the password again when the last sign-in is older than this.", int),
     Setting("LOGIN_RATE_LIMIT", "10 per minute", "Login attempts allowed per client IP."),
+    Setting("FORM_RATE_LIMIT", "5 per minute;30 per hour", "Submissions of each public form "
+            "(contact, newsletter) allowed per client IP."),
+    Setting("FORM_TOKEN_HOURS", 12, "Hours a displayed public form may still be sent.", int),
+    Setting("NEWSLETTER_CONFIRM_HOURS", 72, "Hours a newsletter confirmation link stays "
+            "valid; an unconfirmed request is then deleted.", int),
+    Setting("CAMPAIGN_BATCH_SIZE", 50, "Campaign recipients handled per SMTP connection.", int),
+    Setting("CAMPAIGN_SEND_DELAY", 0.0, "Seconds to wait after each campaign message "
+            "(throttles sending to the SMTP provider's rate).", float),
+    Setting("LIST_UNSUBSCRIBE_MAILTO", None, "Address of the `mailto:` in campaigns' "
+            "`List-Unsubscribe` header (staff record those requests with `flask --app tracker "
+            "mail stop`). Default: the address of TRACKER_MAIL_FROM."),
+    Setting("SECTIONS", "", "Sections of the site for the reports: comma-separated "
+            "`prefix=Name` or `re:pattern=Name` rules, first match wins (e.g. "
+            "`/projets/=Projets,re:^/journal/=Journal`); other pages take their first path "
+            "segment. Changes apply to past traffic too."),
+    Setting("ANALYTICS_RETENTION_MONTHS", 13, "Months raw visits and pageviews are kept before "
+            "the retention job deletes them (1 to 25; the CNIL's ceiling is 25).", int),
+    Setting("CONSENT_PROOF_RETENTION_MONTHS", 19, "Months a consent proof is kept; at least "
+            "the analytics period + 6 months, so each kept visit can show its consent.", int),
+    Setting("RETENTION_BATCH_SIZE", 5000, "Rows the retention job deletes per transaction; "
+            "small batches keep the collector from waiting on locks.", int),
+    Setting("PRIVACY_RATE_LIMIT", "10 per minute", "Requests per client IP to the visitors' "
+            "\"see/delete my data\" endpoints and to the rights-request forms."),
+    Setting("CONSENT_RATE_LIMIT", "60 per minute", "Banner decisions (POST /api/consent) "
+            "allowed per client IP."),
+    Setting("COLLECT_RATE_LIMIT", "600 per minute", "Beacons (POST /api/collect) allowed per "
+            "client IP. Generous: a page sends a few, and many visitors may share an address "
+            "(offices, mobile carriers)."),
+    Setting("SPAM_REFERRERS", [], "Comma-separated referrer domains treated as spam, besides "
+            "the built-in list (tracker/domain/traffic_quality.py); a domain covers its "
+            "subdomains. Visits they refer are flagged like bots and left out of reports.",
+            _csv),
 )
 
 

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.extensions import db
@@ -91,17 +108,79 @@ class Visit(db.Model):
     utm_campaign: Mapped[str | None] = mapped_column(String(100))
 
 
+# On PostgreSQL, pageviews are partitioned by month of `ts` so that retention drops whole
+# partitions (tracker.services.partitions creates and drops them). SQLite ignores this.
+PAGEVIEW_PARTITIONING = "RANGE (ts)"
+
+
 class Pageview(db.Model):
     """One page load within a visit; engagement beacons raise its engaged time."""
 
     __tablename__ = "pageviews"
-    __table_args__ = (Index("ix_pageviews_ts_page", "ts", "page_id"),)
+    __table_args__ = (Index("ix_pageviews_ts_page", "ts", "page_id"),
+                      {"postgresql_partition_by": PAGEVIEW_PARTITIONING})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The beacon's own id: a redelivered or replayed beacon is stored once.
-    event_id: Mapped[str] = mapped_column(String(32), unique=True)
+    # The beacon's own id. Not unique here: a unique index on a partitioned table must
+    # include the partition key, so redeliveries are refused by SeenEvent instead.
+    event_id: Mapped[str] = mapped_column(String(32))
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     prev_page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"))
     ts: Mapped[datetime] = mapped_column(DateTime)
     engaged_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SeenEvent(db.Model):
+    """The id of every beacon stored recently: a redelivered or replayed beacon is stored once.
+
+    A small table of its own (not the partitioned pageviews), kept for a few days after the
+    event was stored (tracker.services.ingest.DEDUPE_WINDOW; the drainer purges it):
+    duplicates come from spool replays after a crash and from client retries, both within
+    minutes. Event ids are random and identify nobody once their pageview is gone. Compact
+    on purpose (one row per pageview while it is kept): the id as 16 bytes, a day number.
+    """
+
+    __tablename__ = "seen_events"
+    # Clustered on the id in SQLite: the id is stored once, not in a table and an index.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    event_id: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    # Days since 1970-01-01 (UTC) when the beacon was stored: all the purge needs.
+    stored_day: Mapped[int] = mapped_column(Integer)
+
+
+def partition_columns(table: Table) -> list[str]:
+    """The partition key columns of a table partitioned on PostgreSQL (none otherwise)."""
+    spec = table.dialect_options["postgresql"].get("partition_by") or ""
+    match = re.search(r"\((.*)\)", spec)
+    return [c.strip() for c in match.group(1).split(",")] if match else []
+
+
+@compiles(PrimaryKeyConstraint, "postgresql")
+def _primary_key_with_partition_key(constraint: PrimaryKeyConstraint, compiler: Any,
+                                    **kw: Any) -> str:
+    """PostgreSQL requires a partitioned table's primary key to include the partition key.
+
+    The ORM keeps `id` as the identity (ids come from one sequence, so they stay unique);
+    only the DDL on PostgreSQL adds `ts`. Alembic renders the same constraint, so a
+    regenerated migration builds the same table.
+    """
+    extra = [c for c in partition_columns(constraint.table) if c not in constraint.columns]
+    if not extra:
+        return compiler.visit_primary_key_constraint(constraint, **kw)
+    preparer = compiler.preparer
+    names = [c.name for c in constraint.columns] + extra
+    sql = f"CONSTRAINT {preparer.format_constraint(constraint)} " if constraint.name else ""
+    return sql + f"PRIMARY KEY ({', '.join(preparer.quote(n) for n in names)})"
+
+
+@event.listens_for(Pageview.__table__, "after_create")
+def _default_partition(table: Table, connection: Connection, **kw: Any) -> None:
+    """Tables built from the models (tests) accept any row at once: a DEFAULT partition.
+
+    Migrated databases get their partitions from tracker.services.partitions.ensure().
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"CREATE TABLE IF NOT EXISTS {table.name}_default "
+                                f"PARTITION OF {table.name} DEFAULT"))

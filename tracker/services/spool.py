@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,7 +27,13 @@ log = logging.getLogger("tracker.spool")
 
 ACTIVE = "active-"
 READY = "ready-"
+OPENING = "opening-"  # a segment being created: empty, locked, renamed to active at once
 SUFFIX = ".jsonl"
+# Bytes of segments one drain reads at most, so a backlog (after a database outage) is
+# drained in bounded memory, a slice at a time. A single larger segment is still read.
+DRAIN_BYTES = 8 * 1024 * 1024
+# Seconds after which a half-written retry file can only be the remains of a crash.
+PARTIAL_EXPIRY = 60.0
 
 
 class Spool:
@@ -38,12 +45,20 @@ class Spool:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
+        # True when the last drain left ready segments behind for want of budget.
+        self.backlog = False
 
     def _open_segment(self) -> int:
-        path = self.directory / f"{ACTIVE}{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._segment = path
+        # Created and locked under a name no drainer looks at, then renamed: a segment is
+        # never seen unlocked under its active name, so a drainer cannot take a live
+        # writer's segment for a dead one's (it would rename it to ready and drain it
+        # while the writer still appends to it).
+        name = f"{os.getpid()}-{secrets.token_hex(6)}"
+        opening = self.directory / f"{OPENING}{name}"
+        fd = os.open(opening, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._segment = self.directory / f"{ACTIVE}{name}{SUFFIX}"
+        os.rename(opening, self._segment)
         return fd
 
     def append(self, record: dict[str, Any]) -> None:
@@ -66,6 +81,14 @@ class Spool:
 
     def _adopt_orphans(self) -> None:
         """Mark ready the active segments whose writer is gone (their lock is free)."""
+        for pattern in (f"partial-*{SUFFIX}", f"{OPENING}*"):
+            # Left by a crash: retries half written (their events are still in the segments
+            # being drained then, not yet deleted, so they are replayed from there), or a
+            # segment created but not yet named active (empty: nothing was written to it).
+            for path in self.directory.glob(pattern):
+                with suppress(FileNotFoundError):
+                    if time.time() - path.stat().st_mtime > PARTIAL_EXPIRY:
+                        path.unlink()
         for path in self.directory.glob(f"{ACTIVE}*{SUFFIX}"):
             try:
                 fd = os.open(path, os.O_RDONLY)
@@ -81,11 +104,16 @@ class Spool:
             os.close(fd)
 
     @contextmanager
-    def _claimed(self) -> Iterator[list[tuple[Path, int]]]:
-        """Lock every ready segment no other drainer holds; release them afterwards."""
+    def _claimed(self, budget: int) -> Iterator[list[tuple[Path, int]]]:
+        """Lock ready segments no other drainer holds, up to `budget` bytes; release them
+        afterwards."""
         claimed: list[tuple[Path, int]] = []
+        self.backlog = False
         try:
             for path in sorted(self.directory.glob(f"{READY}*{SUFFIX}")):
+                if claimed and budget <= 0:
+                    self.backlog = True
+                    break
                 try:
                     fd = os.open(path, os.O_RDONLY)
                 except FileNotFoundError:
@@ -99,13 +127,16 @@ class Spool:
                     os.close(fd)
                     continue
                 claimed.append((path, fd))
+                budget -= os.fstat(fd).st_size
             yield claimed
         finally:
             for _, fd in claimed:
                 os.close(fd)
 
-    def drain(self, handler: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> int:
-        """Pass all ready events to `handler` in one call, then delete their segments.
+    def drain(self, handler: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+              budget: int = DRAIN_BYTES) -> int:
+        """Pass the ready events (up to `budget` bytes of segments) to `handler` in one call,
+        then delete their segments; `backlog` says whether ready segments were left.
 
         The handler commits what it can and returns the events to keep for a later drain
         (e.g. an engagement whose pageview another process has not stored yet); they are
@@ -113,7 +144,7 @@ class Spool:
         """
         self.rotate()
         self._adopt_orphans()
-        with self._claimed() as segments:
+        with self._claimed(budget) as segments:
             if not segments:
                 return 0
             events: list[dict[str, Any]] = []
@@ -122,8 +153,11 @@ class Spool:
             events.sort(key=lambda e: e.get("received_at", ""))
             kept = handler(events) if events else []
             if kept:
-                retry = self.directory / f"{READY}retry-{secrets.token_hex(6)}{SUFFIX}"
-                retry.write_text("".join(json.dumps(e) + "\n" for e in kept))
+                # Written under another name first: a ready segment is complete when seen.
+                name = f"retry-{secrets.token_hex(6)}{SUFFIX}"
+                partial = self.directory / f"partial-{name}"
+                partial.write_text("".join(json.dumps(e) + "\n" for e in kept))
+                os.rename(partial, self.directory / f"{READY}{name}")
             for path, _ in segments:
                 path.unlink(missing_ok=True)
             return len(events) - len(kept)

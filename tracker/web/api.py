@@ -15,7 +15,7 @@ from tracker.enrich import client_ip
 from tracker.models import Consent
 from tracker.services import consent as consents
 from tracker.services import runtime
-from tracker.services.ingest import ConsentRequired
+from tracker.services.ingest import ConsentRequired, ConsentStoreUnavailable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -23,6 +23,8 @@ CONSENT_COOKIE = "amn_consent"
 VISITOR_COOKIE = "amn_vid"
 # sendBeacon can only send text/plain without a CORS preflight.
 JSON_TYPES = ("application/json", "text/plain")
+# When the database is down, how long a client should wait before sending a beacon again.
+RETRY_AFTER_SECONDS = 5
 
 
 @bp.before_request
@@ -30,16 +32,27 @@ def limit_body() -> None:
     request.max_content_length = current_app.config["TRACKER_MAX_BODY_BYTES"]
 
 
+# Only a preflight (OPTIONS) answer needs these; every beacon's answer stays small.
+PREFLIGHT_HEADERS = (("Access-Control-Allow-Methods", "POST, OPTIONS"),
+                     ("Access-Control-Allow-Headers", "Content-Type"),
+                     ("Access-Control-Max-Age", "86400"))
+
+
 @bp.after_request
 def cors(response: Response) -> Response:
+    headers = response.headers
     origin = request.headers.get("Origin")
     if origin and origin in current_app.config["TRACKER_SITE_ORIGINS"]:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "86400"
-    response.vary.add("Origin")
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Credentials"] = "true"
+        if request.method == "OPTIONS":
+            headers.extend(PREFLIGHT_HEADERS)
+    # Plain header edits: `response.vary` parses and rebuilds the header on every request.
+    vary = headers.get("Vary")
+    if not vary:
+        headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        headers["Vary"] = f"{vary}, Origin"
     return response
 
 
@@ -49,7 +62,9 @@ def bad_payload(exc: PayloadError) -> tuple[Response, int]:
 
 
 def _json_body() -> dict[str, Any]:
-    mimetype = request.mimetype or "text/plain"
+    # The Content-Type's media type without parameters (what request.mimetype parses).
+    content_type = request.environ.get("CONTENT_TYPE", "")
+    mimetype = content_type.partition(";")[0].strip().lower() or "text/plain"
     if mimetype not in JSON_TYPES:
         raise UnsupportedMediaType(f"send application/json or text/plain, not {mimetype}")
     return decode_json(request.get_data(cache=False))
@@ -79,7 +94,13 @@ def collect() -> tuple[Response, int]:
             beacon, ip=ip, user_agent=request.headers.get("User-Agent", ""), now=utcnow())
     except ConsentRequired as exc:
         return jsonify(error="consent_required", reason=str(exc)), 403
-    return jsonify(event_id=event_id), 202
+    except ConsentStoreUnavailable as exc:
+        # Nothing was written: without the consent we may not even spool the IP address.
+        response = jsonify(error="unavailable", reason=str(exc))
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, 503
+    # Event ids are hex, so the body needs no JSON encoder (one per beacon adds up).
+    return Response(f'{{"event_id":"{event_id}"}}\n', 202, mimetype="application/json"), 202
 
 
 def _shares_site() -> bool:
