@@ -17,7 +17,7 @@ def _ingest(args: argparse.Namespace) -> list[Figure]:
 
     return ingest.run(ingest.Options.make(args.quick, drainer=args.drainer, engine=args.engine,
                                           seconds=args.seconds, rounds=args.rounds,
-                                          volumes=tuple(args.volumes or ())))
+                                          volumes=tuple(args.volumes or ()), lean=args.lean))
 
 
 def _breakdown(args: argparse.Namespace) -> list[Figure]:
@@ -32,15 +32,19 @@ def _banner(args: argparse.Namespace) -> list[Figure]:
     return banner.run(args.quick)
 
 
+def _reports(args: argparse.Namespace) -> list[Figure]:
+    from bench import reports
+
+    return reports.run(reports.Options.make(args.quick, engine=args.engine))
+
+
 # name -> (title, function(args) -> figures). A new suite (e.g. the reports over 1M and 10M
 # pageviews against DuckDB) is a module with a `run` and one line here; see bench/README.md.
 SUITES = {
     "ingest": ("Ingest: /api/collect (b) against a bare Flask 204 endpoint (a)", _ingest),
     "breakdown": ("Where a beacon's CPU goes, in-process (a: the bare Flask app)", _breakdown),
     "banner": ("Footprint: the banner script on the wire", _banner),
-    "reports": ("Reports: ours (b) against DuckDB over Parquet (a), 1M and 10M pageviews",
-                lambda args: __import__("bench.reports").reports.run(
-                    __import__("bench.reports").reports.Options.make(args.quick, args.engine))),
+    "reports": ("Reports (b) against DuckDB over Parquet (a), 1M and 10M pageviews", _reports),
 }
 
 
@@ -57,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="alternating rounds of (a) and (b)")
     parser.add_argument("--volumes", type=int, nargs="+",
                         help="beacon counts at which peak memory is read")
+    parser.add_argument("--lean", action="store_true",
+                        help="ingest: also measure the collector without the app-wide hooks "
+                             "(bench.lean_app, a what-if)")
     args = parser.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so servers and temporary databases are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

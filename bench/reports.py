@@ -280,6 +280,7 @@ def to_parquet(events: EventSet) -> dict[str, Path]:
     }
     out = {}
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         for table, spec in columns.items():
             path = events.dir / f"{table}.parquet"
             con.execute(f"COPY (SELECT * FROM read_csv('{events.csv(table)}', header=false, "
@@ -432,6 +433,7 @@ def time_duckdb(files: dict[str, Path], repeat: int) -> dict[tuple[str, str], fl
 
     out = {}
     with duckdb.connect() as con:
+        con.execute("SET enable_progress_bar = false")
         for alias, table in (("p", "pages"), ("v", "visits"), ("pv", "pageviews")):
             con.execute(f"CREATE VIEW {alias} AS SELECT * FROM read_parquet('{files[table]}')")
         for range_name in RANGES:

@@ -226,3 +226,56 @@ def test_drainers_never_take_a_live_writers_segment(tmp_path):
     drainer.drain(handle)
     assert errors == []
     assert sorted(drained) == written  # every event drained, exactly once
+
+
+def test_a_hostile_beacon_cannot_block_the_drain(client, app):
+    """Values a column cannot hold (a 60-character browser family from a crafted User-Agent,
+    a NUL in a UTM value) are fitted to their columns, on PostgreSQL too."""
+    from sqlalchemy import select
+
+    from tests.helpers import beacon, decide
+    from tracker.extensions import db
+    from tracker.models import Visit
+    from tracker.services import runtime
+
+    consent = decide(client)
+    agent = "Mozilla/5.0 (compatible; " + "A" * 60 + "bot/1.0)"
+    assert beacon(client, consent, path="/?utm_source=a%00b", user_agent=agent).status_code == 202
+    assert runtime.ingest().drain() == 1
+    visit = db.session.scalars(select(Visit)).one()
+    assert visit.utm_source == "ab"
+    assert 0 < len(visit.browser) <= Visit.__table__.c.browser.type.length
+
+
+def test_an_event_that_cannot_be_stored_is_set_aside_not_blocking(client, app, caplog):
+    """A spooled event the drain cannot store (here a hand-damaged line) is quarantined
+    alone; the events around it are stored, the spool empties, and the log names the event
+    by its id only."""
+    import json as jsonlib
+    import logging
+
+    from sqlalchemy import func, select
+
+    from tests.helpers import KNOWN_IP, beacon, decide
+    from tracker.extensions import db
+    from tracker.models import Pageview
+    from tracker.services import runtime
+
+    consent = decide(client)
+    for _ in range(5):
+        assert beacon(client, consent).status_code == 202
+    spool = runtime.ingest().spool
+    spool.rotate()
+    bad = {"type": "pageview", "event_id": hex32(), "visitor_id": consent["visitor_id"],
+           "consent_id": consent["consent_id"], "url": "https://amniotic.studio/",
+           "referrer": "", "title": "", "pageview_id": None, "engaged_ms": 0,
+           "ip": KNOWN_IP, "user_agent": "x", "received_at": "not a time"}
+    (spool.directory / "ready-damaged.jsonl").write_text(jsonlib.dumps(bad) + "\n")
+    caplog.set_level(logging.INFO)
+    runtime.ingest().drain()
+    assert db.session.scalar(select(func.count()).select_from(Pageview)) == 5
+    assert not list(spool.directory.glob("*.jsonl"))
+    (quarantined,) = spool.quarantine_dir.glob("*.jsonl")
+    assert jsonlib.loads(quarantined.read_text())["event_id"] == bad["event_id"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert bad["event_id"] in logged and KNOWN_IP not in logged

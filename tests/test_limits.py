@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from tracker import create_app
 from tracker.domain.consent import PURPOSES
 from tracker.domain.payloads import MAX_ENGAGED_MS, MAX_POLICY_VERSION, MAX_TITLE, MAX_URL
 from tracker.extensions import db
-from tracker.web.limits import MAX_ID
+from tracker.web.limits import FORM_BODY_BYTES, MAX_ID, LocalWindows, parse_limit
 
 AppFactory = Callable[..., FlaskClient]
 CONSENT_BODY = {"choices": dict.fromkeys(PURPOSES, False), "lang": "fr",
@@ -120,25 +121,29 @@ def test_the_body_cap_is_a_setting(make_client):
 
 
 FORMS = ["/forms/contact", "/forms/newsletter", "/privacy/requests", "/staff/login"]
-FORM_BODY_CAP = 64 * 1024  # what tracker.create_app means to set
+
+
+@pytest.mark.parametrize("path", FORMS)
+def test_form_bodies_are_capped(client, path):
+    # Many small fields: werkzeug reads an url-encoded form whole, whatever its size.
+    fields = {f"f{n}": "x" * 1000 for n in range(FORM_BODY_BYTES // 1000 + 1)}
+    response = client.post(path, data=fields, headers={"Origin": "http://localhost"})
+    assert response.status_code == 413
+    small = client.post(path, data={"f": "x" * 1000}, headers={"Origin": "http://localhost"})
+    assert small.status_code != 413
 
 
 # Reported to the lead: tracker/__init__.py `_derive_settings` uses `cfg.setdefault(...)` for
 # MAX_CONTENT_LENGTH, SESSION_COOKIE_SAMESITE and SESSION_COOKIE_SECURE, but Flask's default
-# config already holds those keys (None, None, False): the 64 KB body cap, SameSite=Lax and
-# TRACKER_SECURE_COOKIES never apply, and an url-encoded form of any size is read whole into
-# memory (werkzeug applies no other limit to it). Fix: `if cfg["MAX_CONTENT_LENGTH"] is None:
-# cfg["MAX_CONTENT_LENGTH"] = ...` (2 MiB: a campaign form carries 2 x 60,000 characters,
-# percent-encoded), the public forms and sign-in at 64 KiB (`request.max_content_length` in a
-# before_request of their blueprints, as tracker.web.api does), SESSION_COOKIE_SAMESITE set to
-# "Lax" when None, and `cfg["SESSION_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"] or
+# config already holds those keys (None, None, False): the app-wide body cap, SameSite=Lax and
+# TRACKER_SECURE_COOKIES never apply (the public forms are capped by tracker.web.limits). Fix:
+# `if cfg["MAX_CONTENT_LENGTH"] is None: cfg["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024` (a
+# campaign form carries 2 x 60,000 characters, percent-encoded), SESSION_COOKIE_SAMESITE set
+# to "Lax" when None, and `cfg["SESSION_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"] or
 # cfg["TRACKER_SECURE_COOKIES"]`.
 @pytest.mark.xfail(strict=True, reason="the app-wide body cap is never set (Flask default)")
-@pytest.mark.parametrize("path", FORMS)
-def test_form_bodies_are_capped(client, path):
-    fields = {f"f{n}": "x" * 1000 for n in range(FORM_BODY_CAP // 1000 + 1)}
-    response = client.post(path, data=fields, headers={"Origin": "http://localhost"})
-    assert response.status_code == 413
+def test_staff_pages_have_a_body_cap(app):
+    assert app.config["MAX_CONTENT_LENGTH"] is not None
 
 
 @pytest.mark.xfail(strict=True, reason="SameSite and Secure never reach the session cookie")
@@ -250,6 +255,32 @@ def test_login_rate_limit(make_client):
                                                  "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) > 0
+
+
+def test_ipv6_clients_count_per_64_network(make_client):
+    client = make_client(TRACKER_CONSENT_RATE_LIMIT="2 per minute")
+    assert post_consent(client, ip="2001:db8:1:2::1").status_code == 201
+    assert post_consent(client, ip="2001:db8:1:2:ffff:ffff:ffff:ffff").status_code == 201
+    # Another address of the same subscriber's /64 does not buy a new allowance...
+    assert_rate_limited(post_consent(client, ip="2001:db8:1:2:abcd::7"))
+    # ...another /64 has its own, and IPv4-mapped addresses count as IPv4.
+    assert post_consent(client, ip="2001:db8:1:3::1").status_code == 201
+    assert post_consent(client, ip="::ffff:192.0.2.77").status_code == 201
+    assert post_consent(client, ip="192.0.2.77").status_code == 201
+    assert_rate_limited(post_consent(client, ip="192.0.2.77"))
+
+
+def test_windows_start_afresh_and_forget_the_last_one():
+    windows = LocalWindows()
+    (item,) = parse_limit("1 per second")
+    assert windows.hit(item, "api.collect", "a") is None
+    wait = windows.hit(item, "api.collect", "a")
+    assert wait is not None and 0 < wait <= 1
+    time.sleep(wait + 0.01)
+    assert windows.hit(item, "api.collect", "a") is None
+    assert windows.hit(item, "api.collect", "b") is None
+    (_, counts), = windows._windows.values()
+    assert counts == {"api.collect/a": 1, "api.collect/b": 1}  # the last window is gone
 
 
 # -- X-Forwarded-For: trusted only for the configured number of proxies ----------------------

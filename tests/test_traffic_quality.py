@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
-from tests.helpers import FIREFOX
+from tests.helpers import FIREFOX, beacon, decide
 from tracker.config import load
 from tracker.domain.traffic_quality import (
     SPAM_REFERRERS,
@@ -17,6 +18,9 @@ from tracker.domain.traffic_quality import (
 )
 from tracker.domain.visits import referrer_domain
 from tracker.enrich import parse_user_agent
+from tracker.extensions import db
+from tracker.models import Visit
+from tracker.services import runtime
 
 SITE = "https://amniotic.studio"
 
@@ -123,3 +127,33 @@ def test_the_built_in_list_is_clean():
 def test_never_raises_on_any_input(host, agent):
     assert isinstance(is_spam_referrer(host), bool)
     assert isinstance(is_automated(agent), bool)
+
+
+# -- through the collector -------------------------------------------------------------------
+
+LIGHTHOUSE = ("Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, "
+              "like Gecko) Chrome/109.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse")
+
+
+def _visit_flag(client, *, referrer: str, user_agent: str) -> bool:
+    consent = decide(client)
+    assert beacon(client, consent, referrer=referrer, user_agent=user_agent).status_code == 202
+    runtime.ingest().drain()
+    visit = db.session.scalars(select(Visit).filter_by(visitor_id=consent["visitor_id"])).one()
+    return visit.is_bot
+
+
+def test_ordinary_visits_are_not_flagged(client):
+    assert _visit_flag(client, referrer="https://www.google.fr/", user_agent=FIREFOX) is False
+
+
+# Wiring requested from the lead (tracker/services/ingest.py and runtime.py may not be edited
+# here): `_new_visit` sets "is_bot": traffic_quality.is_bot_visit(user_agent=..., parsed_as_bot=
+# browser.is_bot, referrer_host=<the visit's referrer_domain>, spam=self.ingest.spam_referrers).
+@pytest.mark.xfail(strict=True, reason="the ingest path does not consult traffic_quality yet")
+@pytest.mark.parametrize(("referrer", "user_agent"), [
+    ("https://semalt.semalt.com/crawler.php?u=amniotic.studio", FIREFOX),
+    ("https://www.google.fr/", LIGHTHOUSE),
+])
+def test_spam_and_automation_are_flagged_like_bots(client, referrer, user_agent):
+    assert _visit_flag(client, referrer=referrer, user_agent=user_agent) is True

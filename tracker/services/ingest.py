@@ -21,8 +21,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tracker.clock import utcnow
 from tracker.domain.consent import ConsentState, permits
@@ -135,9 +152,28 @@ class Ingest:
         """
         kept: list[dict[str, Any]] = []
         for start in range(0, len(events), BATCH_SIZE):
-            kept += self._store_batch(events[start:start + BATCH_SIZE])
+            kept += self._store_isolating(events[start:start + BATCH_SIZE])
         self._purge_seen_events()
         return kept
+
+    def _store_isolating(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store a batch; when it fails for a reason of its own (not the database being
+        away), halve it until the event that cannot be stored stands alone, and quarantine
+        it, so that one bad event never blocks the spool for everyone."""
+        try:
+            return self._store_batch(events)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(events) > 1:
+                middle = len(events) // 2  # halves keep the events' order
+                return (self._store_isolating(events[:middle])
+                        + self._store_isolating(events[middle:]))
+            self.spool.quarantine(events)
+            # The class names only: a database error's text may quote the row's values.
+            log.error("event %s could not be stored (%s); quarantined in %s",
+                      events[0].get("event_id"), describe(exc), self.spool.quarantine_dir)
+            return []
 
     def _store_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         views = [e for e in events if e["type"] == "pageview"]
@@ -164,7 +200,8 @@ class Ingest:
             return
         # Pages are no personal data and only ever added: commit them at once, so the
         # batch's own transaction stays short. Sorted, so concurrent drainers never deadlock.
-        rows = [{"path": path, "title": title, "section": section_of(path, self.section_rules)}
+        rows = [_fit(Page, {"path": path, "title": title,
+                            "section": section_of(path, self.section_rules)})
                 for path, title in sorted(missing.items())]
         with db.engine.begin() as connection:
             connection.execute(_insert_ignoring(Page, ["path"]), rows)
@@ -183,6 +220,7 @@ class Ingest:
                 SeenEvent.stored_day < _day(now - DEDUPE_WINDOW))).rowcount
         if gone:
             log.info("forgot %d event ids older than %s", gone, DEDUPE_WINDOW)
+        self.spool.expire_quarantine()
 
 
 @dataclass
@@ -336,7 +374,7 @@ class _Batch:
             row.update(dns_name=names.get(row["ip"]) if row["ip"] else None,
                        pageviews=visit.added_views, last_seen_at=visit.last_seen_at,
                        exit_page_id=visit.exit_page_id)
-            rows.append(row)
+            rows.append(_fit(Visit, row))
         ids = self.connection.execute(
             insert(Visit).returning(Visit.id, sort_by_parameter_order=True), rows).scalars()
         for visit, visit_id in zip(created, ids, strict=True):
@@ -433,6 +471,45 @@ _split = functools.lru_cache(maxsize=4096)(split_url)
 def _day(at: datetime) -> int:
     """Days since 1970-01-01 (at is naive UTC)."""
     return (at - EPOCH).days
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure says the database is unreachable or busy (retry the same events)
+    rather than something about the events themselves."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError
+                      | PoolTimeoutError)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for the log without what it may quote (SQL parameters: personal data)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        first_line = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else ""
+        return f"{exc.__class__.__name__}: {exc.orig.__class__.__name__}: {first_line}"
+    return exc.__class__.__name__
+
+
+@functools.cache
+def _string_columns(model: type[db.Model]) -> dict[str, int | None]:
+    return {column.name: getattr(column.type, "length", None)
+            for column in model.__table__.columns if isinstance(column.type, String)}
+
+
+def _fit(model: type[db.Model], row: dict[str, Any]) -> dict[str, Any]:
+    """Make a row's strings storable whatever the beacon carried: within their column's
+    length, no NUL (PostgreSQL refuses it), no lone surrogate (not encodable in UTF-8)."""
+    for name, length in _string_columns(model).items():
+        value = row.get(name)
+        if isinstance(value, str):
+            if "\x00" in value:
+                value = value.replace("\x00", "")
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                value = value.encode(errors="replace").decode()
+            row[name] = value[:length] if length else value
+    return row
 
 
 def _insert_ignoring(model: type[db.Model], keys: list[str]) -> Any:

@@ -71,7 +71,7 @@ MIN_VISITS = 20_000
 # Days recomputed per transaction: short enough not to hold the collector's writes for long
 # (a rebuild takes bigger steps: it holds no pending mark and reports read raw meanwhile).
 CHUNK_DAYS = 7
-REBUILD_CHUNK_DAYS = 28
+REBUILD_CHUNK_DAYS = 7
 # How often the drainer refreshes (maybe_refresh); reports read pending days raw meanwhile.
 REFRESH_INTERVAL = timedelta(seconds=60)
 # pg_advisory_xact_lock key: one refresh at a time across processes and hosts.

@@ -11,13 +11,14 @@ from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 
 from tracker.domain.reports import parse_section_rules
 from tracker.enrich import GeoIP, ReverseDNS
 from tracker.extensions import db
 from tracker.services.banner import Banner
 from tracker.services.consent import ConsentReader
-from tracker.services.ingest import Ingest
+from tracker.services.ingest import Ingest, describe
 from tracker.services.spool import Spool
 
 log = logging.getLogger("tracker.ingest")
@@ -84,12 +85,13 @@ def drain_forever(app: Flask, interval: float, stop: threading.Event | None = No
             with app.app_context():
                 service.drain()
         except Exception as exc:
-            # The events stay in the spool and are retried on the next round.
-            if delay == interval:
+            # The events stay in the spool and are retried on the next round. A database
+            # error is logged without its text's SQL parameters (personal data).
+            if delay == interval and not isinstance(exc, DBAPIError):
                 log.exception("draining the spool failed; will retry")
             else:
-                log.warning("draining the spool failed again (%s); retrying in %.1f s",
-                            exc.__class__.__name__, delay)
+                log.warning("draining the spool failed (%s); retrying in %.1f s",
+                            describe(exc), delay)
             delay = min(max(delay * 2, interval), MAX_DRAIN_BACKOFF)
         else:
             delay = interval

@@ -34,6 +34,10 @@ SUFFIX = ".jsonl"
 DRAIN_BYTES = 8 * 1024 * 1024
 # Seconds after which a half-written retry file can only be the remains of a crash.
 PARTIAL_EXPIRY = 60.0
+# Events that could not be stored (a bug or a hostile beacon the checks missed) are set
+# aside here, and deleted after a week: they hold personal data.
+QUARANTINE = "quarantine"
+QUARANTINE_DAYS = 7
 
 
 class Spool:
@@ -161,6 +165,28 @@ class Spool:
             for path, _ in segments:
                 path.unlink(missing_ok=True)
             return len(events) - len(kept)
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.directory / QUARANTINE
+
+    def quarantine(self, events: list[dict[str, Any]]) -> None:
+        """Set aside events that cannot be stored, for an operator to look at (they hold
+        personal data: expire_quarantine deletes them after QUARANTINE_DAYS)."""
+        self.quarantine_dir.mkdir(exist_ok=True)
+        path = self.quarantine_dir / f"{int(time.time())}-{secrets.token_hex(6)}{SUFFIX}"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events))
+
+    def expire_quarantine(self, now: float | None = None) -> int:
+        """Delete quarantined events older than QUARANTINE_DAYS; return how many files."""
+        cutoff = (now or time.time()) - QUARANTINE_DAYS * 86400
+        gone = 0
+        for path in self.quarantine_dir.glob(f"*{SUFFIX}"):
+            with suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    gone += 1
+        return gone
 
     def pending(self) -> int:
         """Number of spool segments not yet drained (for health checks)."""

@@ -62,9 +62,11 @@ def _too_large(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rate_limited(limit: str, setting: str) -> dict[str, Any]:
-    return _http_error(429, f"More than {limit} requests from this client IP address "
-                       f"({setting}). The client IP is the connection's, or the one written "
-                       "by the trusted proxies (TRACKER_TRUSTED_PROXIES).",
+    per_network = setting in limits.API_LIMITS.values()
+    return _http_error(429, f"Over {setting} ({limit}) from this client: its "
+                       "IP address" + (", or its /64 network for IPv6" if per_network else "")
+                       + ", as the connection gives it or the trusted proxies wrote it "
+                       "(TRACKER_TRUSTED_PROXIES).",
                        headers={"Retry-After": {"$ref": "#/components/headers/RetryAfter"}})
 
 
