@@ -34,4 +34,5 @@ test: install system-deps lint
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
 bench: install system-deps
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)

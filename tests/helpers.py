@@ -20,7 +20,8 @@ def hex32() -> str:
 
 def decide(client: FlaskClient, *, analytics: bool = True, location: bool = False,
            marketing: bool = False, visitor_id: str | None = None,
-           policy_version: str = "2026-11-01", origin: str | None = SITE) -> dict[str, Any]:
+           policy_version: str = "2026-11-01", origin: str | None = SITE,
+           ip: str = "127.0.0.1") -> dict[str, Any]:
     """POST a banner decision and return the response body (plus the visitor id sent)."""
     if analytics and visitor_id is None:
         visitor_id = hex32()
@@ -28,7 +29,7 @@ def decide(client: FlaskClient, *, analytics: bool = True, location: bool = Fals
         "visitor_id": visitor_id,
         "choices": {"analytics": analytics, "location": location, "marketing": marketing},
         "policy_version": policy_version, "lang": "fr",
-    }, headers={"Origin": origin} if origin else {})
+    }, headers={"Origin": origin} if origin else {}, environ_base={"REMOTE_ADDR": ip})
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
