@@ -6,7 +6,7 @@ import sys
 import time
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
 from tracker import cli_reports
@@ -41,6 +41,7 @@ def ingest_command(once: bool, interval: float) -> None:
     service = runtime.ingest()
     while True:
         count = service.drain()
+        runtime.refresh_rollups(current_app._get_current_object())
         if once:
             click.echo(f"stored {count} events")
             return

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 23:13:13.233572
+Create Date: 2026-11-25 00:11:47.430266
 
 """
 from alembic import op
@@ -153,6 +153,87 @@ def upgrade():
     )
     with op.batch_alter_table('retention_runs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_retention_runs_started_at'), ['started_at'], unique=False)
+
+    op.create_table('rollup_dirty',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('hour', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rollup_dirty', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rollup_dirty_hour'), ['hour'], unique=False)
+
+    op.create_table('rollup_journey_days',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('by', sa.String(length=8), nullable=False),
+    sa.Column('journey', sa.Text(), nullable=False),
+    sa.Column('visits', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rollup_journey_days', schema=None) as batch_op:
+        batch_op.create_index('ix_rollup_journey_days_day_by', ['day', 'by'], unique=False)
+
+    op.create_table('rollup_page_days',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('page_id', sa.Integer(), nullable=False),
+    sa.Column('pageviews', sa.Integer(), nullable=False),
+    sa.Column('engaged_ms', sa.BigInteger(), nullable=False),
+    sa.Column('e0', sa.Integer(), nullable=False),
+    sa.Column('e1', sa.Integer(), nullable=False),
+    sa.Column('e2', sa.Integer(), nullable=False),
+    sa.Column('e3', sa.Integer(), nullable=False),
+    sa.Column('e4', sa.Integer(), nullable=False),
+    sa.Column('e5', sa.Integer(), nullable=False),
+    sa.Column('e6', sa.Integer(), nullable=False),
+    sa.Column('visitors', sa.LargeBinary(), nullable=False),
+    sa.Column('visits', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('day', 'page_id')
+    )
+    op.create_table('rollup_sketch_months',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('source', sa.String(length=8), nullable=False),
+    sa.Column('dim', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=260), nullable=True),
+    sa.Column('sketch', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rollup_sketch_months', schema=None) as batch_op:
+        batch_op.create_index('ix_rollup_sketch_months_month', ['month', 'source'], unique=False)
+
+    op.create_table('rollup_state',
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('value', sa.String(length=200), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
+    op.create_table('rollup_transition_days',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('prev_page_id', sa.Integer(), nullable=False),
+    sa.Column('page_id', sa.Integer(), nullable=False),
+    sa.Column('pageviews', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('day', 'prev_page_id', 'page_id')
+    )
+    op.create_table('rollup_visit_days',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('dim', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=260), nullable=True),
+    sa.Column('visits', sa.Integer(), nullable=False),
+    sa.Column('pageviews', sa.Integer(), nullable=False),
+    sa.Column('bounces', sa.Integer(), nullable=False),
+    sa.Column('duration_ms', sa.BigInteger(), nullable=False),
+    sa.Column('d0', sa.Integer(), nullable=False),
+    sa.Column('d1', sa.Integer(), nullable=False),
+    sa.Column('d2', sa.Integer(), nullable=False),
+    sa.Column('d3', sa.Integer(), nullable=False),
+    sa.Column('d4', sa.Integer(), nullable=False),
+    sa.Column('d5', sa.Integer(), nullable=False),
+    sa.Column('d6', sa.Integer(), nullable=False),
+    sa.Column('visitors', sa.LargeBinary(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('rollup_visit_days', schema=None) as batch_op:
+        batch_op.create_index('ix_rollup_visit_days_day_dim', ['day', 'dim'], unique=False)
 
     op.create_table('seen_events',
     sa.Column('event_id', sa.LargeBinary(length=16), nullable=False),
@@ -394,6 +475,25 @@ def downgrade():
 
     op.drop_table('subscribers')
     op.drop_table('seen_events')
+    with op.batch_alter_table('rollup_visit_days', schema=None) as batch_op:
+        batch_op.drop_index('ix_rollup_visit_days_day_dim')
+
+    op.drop_table('rollup_visit_days')
+    op.drop_table('rollup_transition_days')
+    op.drop_table('rollup_state')
+    with op.batch_alter_table('rollup_sketch_months', schema=None) as batch_op:
+        batch_op.drop_index('ix_rollup_sketch_months_month')
+
+    op.drop_table('rollup_sketch_months')
+    op.drop_table('rollup_page_days')
+    with op.batch_alter_table('rollup_journey_days', schema=None) as batch_op:
+        batch_op.drop_index('ix_rollup_journey_days_day_by')
+
+    op.drop_table('rollup_journey_days')
+    with op.batch_alter_table('rollup_dirty', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rollup_dirty_hour'))
+
+    op.drop_table('rollup_dirty')
     with op.batch_alter_table('retention_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_retention_runs_started_at'))
 

@@ -95,6 +95,19 @@ def drain_forever(app: Flask, interval: float, stop: threading.Event | None = No
             delay = min(max(delay * 2, interval), MAX_DRAIN_BACKOFF)
         else:
             delay = interval
+            refresh_rollups(app)
+
+
+def refresh_rollups(app: Flask) -> None:
+    """Bring the report rollups up to date (at most once a minute, within a small budget)."""
+    from tracker.services import rollups
+
+    try:
+        with app.app_context():
+            rollups.maybe_refresh()
+    except Exception:
+        # Reports fall back to raw rows for stale days, so a failed refresh costs speed only.
+        log.exception("refreshing the report rollups failed; will retry")
 
 
 def start_rotator(spool: Spool, interval: float) -> threading.Thread:
