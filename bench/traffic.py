@@ -53,8 +53,10 @@ REFERRERS = ("", "", "", "", "https://www.google.com/", "https://www.google.fr/"
 
 # Ranges present in MaxMind's test databases (tests/data/geoip), so enrichment finds
 # organisations and places, mixed with addresses it knows nothing about.
+# IPv6 clients are counted per /64 by the rate limits, as ISPs hand out /64s: the IPv6
+# visitors are spread over many /64s.
 NETWORKS = ("1.128.0.0/16", "12.81.92.0/22", "89.160.0.0/17", "216.160.83.56/29",
-            "81.2.69.142/31", "149.101.100.0/28", "2001:218::/112", "2600:6000::/112",
+            "81.2.69.142/31", "149.101.100.0/28", "2001:218::/32", "2600:6000::/24",
             "67.43.156.0/24", "175.16.199.0/24", "2.125.160.216/29", "214.78.120.0/24",
             "5.0.0.0/16", "50.114.0.0/16")
 

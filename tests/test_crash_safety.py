@@ -279,3 +279,26 @@ def test_an_event_that_cannot_be_stored_is_set_aside_not_blocking(client, app, c
     assert jsonlib.loads(quarantined.read_text())["event_id"] == bad["event_id"]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert bad["event_id"] in logged and KNOWN_IP not in logged
+
+
+def test_when_no_event_can_be_stored_nothing_is_set_aside(client, app):
+    """If every event of a batch fails, the fault is not in the events: the drain fails and
+    leaves them all in the spool (to be retried), quarantining none."""
+    import json as jsonlib
+
+    from tests.helpers import KNOWN_IP, decide
+    from tracker.services import runtime
+
+    consent = decide(client)
+    spool = runtime.ingest().spool
+    damaged = [{"type": "pageview", "event_id": hex32(), "visitor_id": consent["visitor_id"],
+                "consent_id": consent["consent_id"], "url": "https://amniotic.studio/",
+                "referrer": "", "title": "", "pageview_id": None, "engaged_ms": 0,
+                "ip": KNOWN_IP, "user_agent": "x", "received_at": f"not a time {n}"}
+               for n in range(3)]
+    (spool.directory / "ready-damaged.jsonl").write_text(
+        "".join(jsonlib.dumps(e) + "\n" for e in damaged))
+    with pytest.raises(ValueError):
+        runtime.ingest().drain()
+    assert (spool.directory / "ready-damaged.jsonl").exists()
+    assert not list(spool.quarantine_dir.glob("*"))

@@ -111,15 +111,6 @@ def _with_live_ids(case: Any, consent: dict[str, Any], use: bool) -> Any:
     return case
 
 
-def _not_a_known_bug(case: Any) -> bool:
-    """Leave out inputs of bugs already pinned by xfail tests, until their fix lands."""
-    body = case.body if isinstance(case.body, dict) else {}
-    # tests/test_fuzz_parsers.py::test_method_is_named_or_null: any falsy `method` is taken
-    # for "derive it from the choices", not only null.
-    method = body.get("method", None)
-    return not (case.path == "/api/consent" and method is not None and not method)
-
-
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=lambda m: m.value)
 @pytest.mark.parametrize(("method", "path"), _operations())
@@ -141,7 +132,7 @@ def test_every_operation_holds_to_the_description(fuzzed_app: Any, method: str, 
     # Live ids only in valid data: in invalid data they could repair what was broken.
     cases = st.builds(_with_live_ids, operation.as_strategy(generation_mode=mode),
                       st.just(consent), st.booleans() if mode is GenerationMode.POSITIVE
-                      else st.just(False)).filter(_not_a_known_bug)
+                      else st.just(False))
     seen: Counter[int] = Counter()
 
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,

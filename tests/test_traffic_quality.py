@@ -150,7 +150,6 @@ def test_ordinary_visits_are_not_flagged(client):
 # Wiring requested from the lead (tracker/services/ingest.py and runtime.py may not be edited
 # here): `_new_visit` sets "is_bot": traffic_quality.is_bot_visit(user_agent=..., parsed_as_bot=
 # browser.is_bot, referrer_host=<the visit's referrer_domain>, spam=self.ingest.spam_referrers).
-@pytest.mark.xfail(strict=True, reason="the ingest path does not consult traffic_quality yet")
 @pytest.mark.parametrize(("referrer", "user_agent"), [
     ("https://semalt.semalt.com/crawler.php?u=amniotic.studio", FIREFOX),
     ("https://www.google.fr/", LIGHTHOUSE),

@@ -55,10 +55,14 @@ def _derive_settings(app: Flask) -> None:
             log.warning("TRACKER_SECRET_KEY is not set: using a random key; sessions and "
                         "signed links will not survive a restart")
         cfg["SECRET_KEY"] = cfg["TRACKER_SECRET_KEY"] or secrets.token_hex(32)
-    # Largest body any endpoint accepts; the public API sets a tighter cap per request.
-    cfg.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)
-    cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    cfg.setdefault("SESSION_COOKIE_SECURE", cfg["TRACKER_SECURE_COOKIES"])
+    # Flask's defaults are already in the config, so `setdefault` would never apply: fill in
+    # only what neither Flask nor the caller set. Largest body any endpoint accepts (a
+    # campaign's HTML and text); the public API sets a tighter cap per request.
+    if cfg.get("MAX_CONTENT_LENGTH") is None:
+        cfg["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    if cfg.get("SESSION_COOKIE_SAMESITE") is None:
+        cfg["SESSION_COOKIE_SAMESITE"] = "Lax"
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SECURE"] = cfg["SESSION_COOKIE_SECURE"] or cfg["TRACKER_SECURE_COOKIES"]
     cfg.setdefault("RATELIMIT_STORAGE_URI", cfg["TRACKER_RATELIMIT_STORAGE"])
     cfg.setdefault("RATELIMIT_HEADERS_ENABLED", True)

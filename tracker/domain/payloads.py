@@ -54,8 +54,8 @@ def decode_json(body: bytes) -> dict[str, Any]:
     """Decode a UTF-8 JSON object."""
     try:
         value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise PayloadError("body", "is not valid UTF-8 JSON") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PayloadError("body", "is not valid UTF-8 JSON (or is nested too deeply)") from exc
     if not isinstance(value, dict):
         raise PayloadError("body", "must be a JSON object")
     return value
@@ -80,6 +80,11 @@ def _string(data: dict[str, Any], field: str, limit: int, *, required: bool = Fa
         raise PayloadError(field, f"must be at most {limit} characters")
     if "\x00" in value:
         raise PayloadError(field, "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a JSON "\ud800" escape decodes to a lone surrogate
+            raise PayloadError(field, "must not contain unpaired surrogates") from exc
     return value
 
 
@@ -102,7 +107,9 @@ def parse_consent(data: dict[str, Any]) -> ConsentDecision:
     lang = data.get("lang")
     if lang not in LANGS:
         raise PayloadError("lang", "must be 'fr' or 'en'")
-    method = data.get("method") or method_of(choices)
+    method = data.get("method")
+    if method is None:
+        method = method_of(choices)
     if method not in METHODS:
         raise PayloadError("method", f"must be one of {', '.join(METHODS)}")
     return ConsentDecision(

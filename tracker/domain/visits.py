@@ -32,7 +32,9 @@ def split_url(url: str) -> PageUrl | None:
         return None
     origin = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
     path = (parts.path or "/")[:MAX_PATH]
-    utm = {k: v[:100] for k, v in parse_qsl(parts.query) if k in UTM_KEYS and v}
+    # NUL never reaches storage (PostgreSQL refuses it); a value left empty is no value.
+    utm = {k: clean for k, v in parse_qsl(parts.query)
+           if k in UTM_KEYS and (clean := v.replace("\x00", "")[:100])}
     return PageUrl(origin=origin, path=path, utm=utm)
 
 

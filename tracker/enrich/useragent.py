@@ -57,17 +57,23 @@ def _parse_cached(ua: str) -> BrowserInfo:
             device = "desktop"
         else:
             device = "other"
+        # Clipped to the columns that store them (visits.browser, .browser_version, .os).
         return BrowserInfo(
-            browser=parsed.browser.family or "Other",
-            browser_version=_major_minor(parsed.browser.version),
-            os=parsed.os.family or "Other",
+            browser=_clean(parsed.browser.family, 50) or "Other",
+            browser_version=_clean(_major_minor(parsed.browser.version), 20),
+            os=_clean(parsed.os.family, 50) or "Other",
             device=device,
             is_bot=is_bot,
         )
     except Exception:
-        # Enrichment must never break ingest; an unparseable UA is just "Other".
-        log.debug("could not parse User-Agent %r", ua, exc_info=True)
+        # Enrichment must never break ingest; an unparseable UA is just "Other". The string
+        # itself is not logged: it is personal data.
+        log.debug("could not parse a User-Agent", exc_info=True)
         return UNKNOWN
+
+
+def _clean(value: str | None, limit: int) -> str:
+    return (value or "").replace("\x00", "")[:limit]
 
 
 def parse_user_agent(ua: str) -> BrowserInfo:

@@ -38,10 +38,12 @@ from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
     OperationalError,
+    ProgrammingError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tracker.clock import utcnow
+from tracker.domain import traffic_quality
 from tracker.domain.consent import ConsentState, permits
 from tracker.domain.payloads import Beacon, PayloadError
 from tracker.domain.visits import (
@@ -70,7 +72,6 @@ ENGAGEMENT_WAIT = timedelta(minutes=10)
 # crash and client retries come within minutes; the margin covers a long outage. Purged by
 # whole days, so an id is kept between 2 and 3 days.
 DEDUPE_WINDOW = timedelta(days=2)
-PURGE_INTERVAL = timedelta(minutes=10)
 # Events per transaction: big enough to amortise round trips, small enough to keep locks short.
 BATCH_SIZE = 2000
 EPOCH = datetime(1970, 1, 1)
@@ -89,10 +90,11 @@ class Ingest:
     policy_version: str
     visit_timeout: timedelta = timedelta(minutes=30)
     section_rules: Sequence[SectionRule] = ()
+    spam_referrers: frozenset[str] = traffic_quality.SPAM_REFERRERS
     consents: ConsentReader | None = None
     _page_ids: dict[str, int] = field(default_factory=dict)
     _partitions: Partitions = field(default_factory=Partitions)
-    _purged_at: datetime | None = None
+    _purged_on: int | None = None  # the day of the last purge of seen_events
 
     # -- request path -------------------------------------------------------------------
 
@@ -152,28 +154,47 @@ class Ingest:
         """
         kept: list[dict[str, Any]] = []
         for start in range(0, len(events), BATCH_SIZE):
-            kept += self._store_isolating(events[start:start + BATCH_SIZE])
+            batch = events[start:start + BATCH_SIZE]
+            try:
+                kept += self._store_batch(batch)
+            except Exception as exc:
+                if is_transient(exc) or isinstance(exc, ProgrammingError):
+                    raise  # the database is away, or the schema is wrong: retry it all later
+                kept += self._isolate(batch, exc)
         self._purge_seen_events()
         return kept
 
-    def _store_isolating(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store a batch; when it fails for a reason of its own (not the database being
-        away), halve it until the event that cannot be stored stands alone, and quarantine
-        it, so that one bad event never blocks the spool for everyone."""
-        try:
-            return self._store_batch(events)
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            if len(events) > 1:
-                middle = len(events) // 2  # halves keep the events' order
-                return (self._store_isolating(events[:middle])
-                        + self._store_isolating(events[middle:]))
-            self.spool.quarantine(events)
-            # The class names only: a database error's text may quote the row's values.
+    def _isolate(self, batch: list[dict[str, Any]], exc: Exception) -> list[dict[str, Any]]:
+        """A batch failed for a reason of its own: halve it until each event that cannot be
+        stored stands alone, and quarantine those, so that one bad event never blocks the
+        spool for everyone. If no event at all can be stored, the fault is not in the events:
+        raise, and they stay in the spool."""
+        failed: list[tuple[dict[str, Any], Exception]] = []
+        kept = self._bisect(batch, exc, failed)
+        if len(failed) == len(batch):
+            raise exc
+        for event, error in failed:
+            self.spool.quarantine([event])
+            # Class names only: a database error's text may quote the row's values.
             log.error("event %s could not be stored (%s); quarantined in %s",
-                      events[0].get("event_id"), describe(exc), self.spool.quarantine_dir)
+                      event.get("event_id"), describe(error), self.spool.quarantine_dir)
+        return kept
+
+    def _bisect(self, events: list[dict[str, Any]], exc: Exception,
+                failed: list[tuple[dict[str, Any], Exception]]) -> list[dict[str, Any]]:
+        if len(events) == 1:
+            failed.append((events[0], exc))
             return []
+        kept: list[dict[str, Any]] = []
+        middle = len(events) // 2
+        for half in (events[:middle], events[middle:]):  # halves keep the events' order
+            try:
+                kept += self._store_batch(half)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                kept += self._bisect(half, error, failed)
+        return kept
 
     def _store_batch(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         views = [e for e in events if e["type"] == "pageview"]
@@ -211,10 +232,12 @@ class Ingest:
                     select(Page.path, Page.id).where(Page.path.in_(paths))).all())
 
     def _purge_seen_events(self) -> None:
+        """Once a day per process: ids are kept by whole days, so more often finds nothing
+        (and each purge reads the whole table, which has no index on the day)."""
         now = utcnow()
-        if self._purged_at is not None and now - self._purged_at < PURGE_INTERVAL:
+        if self._purged_on == _day(now):
             return
-        self._purged_at = now
+        self._purged_on = _day(now)
         with db.engine.begin() as connection:
             gone = connection.execute(delete(SeenEvent).where(
                 SeenEvent.stored_day < _day(now - DEDUPE_WINDOW))).rowcount
@@ -388,6 +411,12 @@ class _Batch:
         geoip = self.ingest.geoip
         network = geoip.network(ip) if ip else None
         location = geoip.location(ip) if ip and state.choices.location else None
+        referrer = referrer_domain(event.get("referrer") or "", origin)
+        # Spam referrers and automation are kept (nothing acknowledged is dropped) but
+        # flagged like bots, so no report counts them.
+        is_bot = traffic_quality.is_bot_visit(
+            user_agent=event.get("user_agent") or "", parsed_as_bot=browser.is_bot,
+            referrer_host=referrer, spam=self.ingest.spam_referrers)
         return {
             "visitor_id": event["visitor_id"], "consent_id": event["consent_id"],
             "started_at": at, "last_seen_at": at, "entry_page_id": page_id,
@@ -398,8 +427,8 @@ class _Batch:
             "country": location.country if location else None,
             "city": location.city if location else None,
             "browser": browser.browser, "browser_version": browser.browser_version,
-            "os": browser.os, "device": browser.device, "is_bot": browser.is_bot,
-            "referrer_domain": referrer_domain(event.get("referrer") or "", origin),
+            "os": browser.os, "device": browser.device, "is_bot": is_bot,
+            "referrer_domain": referrer,
             "utm_source": utm.get("utm_source"), "utm_medium": utm.get("utm_medium"),
             "utm_campaign": utm.get("utm_campaign"),
         }

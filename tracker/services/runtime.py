@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 
 from tracker.domain.reports import parse_section_rules
+from tracker.domain.traffic_quality import spam_list
 from tracker.enrich import GeoIP, ReverseDNS
 from tracker.extensions import db
 from tracker.services.banner import Banner
@@ -46,6 +47,7 @@ def init_app(app: Flask) -> None:
         visit_timeout=timedelta(minutes=cfg["TRACKER_VISIT_TIMEOUT_MINUTES"]),
         consents=ConsentReader(engine),
         section_rules=parse_section_rules(cfg["TRACKER_SECTIONS"] or ""),
+        spam_referrers=spam_list(cfg["TRACKER_SPAM_REFERRERS"]),
     )
     app.extensions[KEY] = {"ingest": ingest, "banner": Banner.load(static / "consent-banner.js",
                                                                    cfg["TRACKER_POLICY_VERSION"])}

@@ -6,7 +6,7 @@ from datetime import UTC
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from tracker.clock import utcnow
 from tracker.domain.consent import VISITOR_COOKIE_LIFETIME, Choices
@@ -67,7 +67,11 @@ def _json_body() -> dict[str, Any]:
     mimetype = content_type.partition(";")[0].strip().lower() or "text/plain"
     if mimetype not in JSON_TYPES:
         raise UnsupportedMediaType(f"send application/json or text/plain, not {mimetype}")
-    return decode_json(request.get_data(cache=False))
+    body = request.get_data(cache=False)
+    # Werkzeug stops reading a chunked body (no Content-Length) at the cap without an error.
+    if request.content_length is None and len(body) >= (request.max_content_length or 0) > 0:
+        raise RequestEntityTooLarge("the body is larger than this endpoint accepts")
+    return decode_json(body)
 
 
 @bp.post("/consent")

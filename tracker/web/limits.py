@@ -1,13 +1,15 @@
 """Abuse limits of the HTTP layer: rate limits of the collector's public API (consents and
-beacons) per client, and the bounds of ids in URLs.
+beacons) per client, the body cap of the public forms, and the bounds of ids in URLs.
 
 The other areas declare their rate limits beside their views with Flask-Limiter: sign-in in
 tracker.web.auth, the public forms in tracker.web.forms, "see/delete my data" and rights
 requests in tracker.web.privacy. The collector's two endpoints are counted here instead, with
 the `limits` library Flask-Limiter is built on and in the same storage
-(TRACKER_RATELIMIT_STORAGE): Flask-Limiter's per-request work (matching every declared limit,
-exemptions, X-RateLimit headers) and the `limits` memory store's expiry thread added about
-100 us of CPU to each beacon, 14% of the collector's throughput; this check adds about 20 us.
+(TRACKER_RATELIMIT_STORAGE). Measured with `python -m bench --suite ingest` on 2 cores:
+Flask-Limiter's per-request work (matching every declared limit, exemptions, X-RateLimit
+headers) and the `limits` memory store's expiry thread added 130-150 us of server CPU to each
+beacon and cost 14% of the collector's throughput; this check adds about 25 us (3%), with no
+throughput difference beyond the noise.
 
 A client is tracker.extensions.client_address (X-Forwarded-For counts only as far as
 TRACKER_TRUSTED_PROXIES says), an IPv6 one counted per /64 network. Body sizes are capped by

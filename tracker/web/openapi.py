@@ -21,7 +21,8 @@ bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
-# navigator.sendBeacon can only send text/plain without a CORS preflight: same JSON inside.
+# The public API reads JSON sent as text/plain too: navigator.sendBeacon and a fetch without
+# a CORS preflight can send nothing else.
 BEACON_TYPES = (JSON, "text/plain")
 Operation = dict[str, Any]
 
@@ -87,14 +88,14 @@ def _json_body(schema: dict[str, Any], description: str, config: Mapping[str, An
 def _public_post(config: Mapping[str, Any], *, summary: str, description: str,
                  body: dict[str, Any], body_text: str, responses: dict[str, Any],
                  limit_setting: str, media_types: Sequence[str] = (JSON,)) -> Operation:
-    unsupported = ", ".join(media_types)
+    accepted = ", ".join(media_types)
     return {
         "summary": summary, "description": description, "tags": ["public"], "security": [],
         "requestBody": _json_body(body, body_text, config, media_types=media_types),
         "responses": {
             **responses,
             "413": _too_large(config),
-            "415": _http_error(415, f"The Content-Type is not one of: {unsupported}."),
+            "415": _http_error(415, f"The Content-Type is not one of: {accepted}."),
             "422": _invalid_payload(schemas.payload_fields(body)),
             "429": _rate_limited(config[limit_setting], limit_setting),
         },
@@ -148,7 +149,8 @@ def _visitor_self_service(config: Mapping[str, Any], *, export: bool) -> Operati
         description="Called by the banner with the visitor id it holds (the `amn_vid` "
                     "cookie): whoever holds the id is the visitor it names.",
         body=schemas.visitor_request(), body_text="The visitor id.",
-        limit_setting="TRACKER_PRIVACY_RATE_LIMIT", responses={"200": ok})
+        limit_setting="TRACKER_PRIVACY_RATE_LIMIT", media_types=BEACON_TYPES,
+        responses={"200": ok})
 
 
 STAFF_SECURITY = [{"apiToken": []}, {"staffSession": []}]
