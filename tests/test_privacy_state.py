@@ -62,6 +62,7 @@ def app(database_url, tmp_path, dns_server, smtp_server):
     app = create_app(app_config(
         database_url, tmp_path, TRACKER_DNS_SERVERS=[dns_server.address],
         TRACKER_SMTP_URL=smtp_server.url, TRACKER_PRIVACY_RATE_LIMIT="100000 per minute",
+        TRACKER_CONSENT_RATE_LIMIT="100000 per minute",
         TRACKER_SITE_ORIGINS=[SITE]))
     app.smtp = smtp_server
     with app.app_context():
