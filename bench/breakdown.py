@@ -27,6 +27,7 @@ from bench.ingest import GEOIP, prepare_database
 
 # Hook owners, as named in the table (module prefix -> label).
 OWNERS = (("flask_limiter", "rate limiter (Flask-Limiter)"),
+          ("tracker.web.limits", "collector rate limit, form caps"),
           ("tracker.web.middleware", "request log, request id, security headers"),
           ("tracker.web.auth", "staff session timeouts"),
           ("flask_login", "Flask-Login remember cookie"),

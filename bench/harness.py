@@ -123,12 +123,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
-def peak_rss_mib(pid: int) -> float:
-    """The process's peak resident set size (VmHWM) in MiB."""
+def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak resident set size (VmHWM) in MiB; `field="VmRSS"` for the
+    current one."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 @dataclass

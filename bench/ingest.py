@@ -284,14 +284,16 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
         answered = wrk.answered_ids(collector.answered_file)
         lost, round_answered = len(answered - stored_ids(url)), len(answered)
 
-        volumes: list[tuple[int, float]] = []
+        volumes: list[tuple[int, float, float]] = []
         rate = max(statistics.median(r.tracker.rate for r in rounds), 100.0)
         for target in options.volumes:
             while collector.answered < target:
                 chunk = min(60.0, max(1.0, (target - collector.answered) / rate))
                 collector.answered += blast(tracker, chunk, collector.answered_file).ok
                 wait_for_drain(spool)
-            volumes.append((collector.answered, max(peak_rss_mib(p) for p in collector.pids())))
+            pids = collector.pids()
+            volumes.append((collector.answered, max(peak_rss_mib(p) for p in pids),
+                            max(peak_rss_mib(p, "VmRSS") for p in pids)))
         answered = wrk.answered_ids(collector.answered_file)
         stored = stored_ids(url)
         volume_lost = len(answered - stored)
@@ -310,7 +312,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _figures(options: Options, rounds: list[Round], loss: tuple[int, int],
-             volumes: list[tuple[int, float]], volume_loss: tuple[int, int], stored: int,
+             volumes: list[tuple[int, float, float]], volume_loss: tuple[int, int], stored: int,
              size: Footprint) -> list[Figure]:
     (lost, answered), (volume_lost, volume_answered) = loss, volume_loss
     def med(values: Iterator[float]) -> float:
@@ -348,12 +350,12 @@ def _figures(options: Options, rounds: list[Round], loss: tuple[int, int],
         figures.insert(4, Figure("what-if: no app-wide hooks (c/a)", c_ratio, "", None,
                                  f"c {c_rate:,.0f} req/s, CPU {c_cpu * 1e6:.0f} us/request "
                                  f"({c_cpu / a_cpu:.2f}x a): bench.lean_app, not a deployment"))
-    first_n, first_rss = volumes[0]
-    for count, rss in volumes:
+    first_n, first_rss, _ = volumes[0]
+    for count, rss, now in volumes:
         figures.append(Figure(f"peak RSS at {count:,} beacons", rss / first_rss,
                               "~1.0 (no growth)", rss / first_rss < 1.10,
                               f"{rss:.1f} MiB, largest collector process (vs {first_rss:.1f} "
-                              f"MiB at {first_n:,})"))
+                              f"MiB at {first_n:,}); {now:.1f} MiB resident now"))
     figures.append(Figure("volume loss (2xx not stored)", None, "= 0", volume_lost == 0,
                           f"{volume_lost} of {volume_answered:,} beacons answered 2xx "
                           f"({stored:,} pageviews stored)"))

@@ -31,7 +31,7 @@ OPENING = "opening-"  # a segment being created: empty, locked, renamed to activ
 SUFFIX = ".jsonl"
 # Bytes of segments one drain reads at most, so a backlog (after a database outage) is
 # drained in bounded memory, a slice at a time. A single larger segment is still read.
-DRAIN_BYTES = 8 * 1024 * 1024
+DRAIN_BYTES = 2 * 1024 * 1024  # about 5,000 events: a drain's memory stays small
 # Seconds after which a half-written retry file can only be the remains of a crash.
 PARTIAL_EXPIRY = 60.0
 # Events that could not be stored (a bug or a hostile beacon the checks missed) are set
