@@ -28,8 +28,6 @@ from tests.helpers import (
 )
 from tracker.web.api import RETRY_AFTER_SECONDS
 
-pytestmark = pytest.mark.postgres
-
 VISITORS = 10
 CLIENTS = 4
 
@@ -121,7 +119,8 @@ def database(engine: str, postgres_factory, tmp_path: Path) -> str:
     return postgres_factory().create_database(f"crash_{secrets.token_hex(4)}")
 
 
-@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("engine", ["sqlite",
+                                    pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_sigkill_mid_load_loses_and_doubles_nothing(engine, request, dns_server, tmp_path):
     url = database(engine, lambda: request.getfixturevalue("postgres"), tmp_path)
     consents = migrated_database_with_consents(url, tmp_path, VISITORS)
@@ -151,6 +150,7 @@ def test_sigkill_mid_load_loses_and_doubles_nothing(engine, request, dns_server,
     assert set(load.statuses) <= {0, 202}
 
 
+@pytest.mark.postgres
 def test_postgres_outage_gets_503_and_loses_nothing_acknowledged(postgres, dns_server,
                                                                  tmp_path):
     url = postgres.create_database(f"outage_{secrets.token_hex(4)}")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:11:47.430266
+Create Date: 2026-11-25 00:43:49.813161
 
 """
 from alembic import op
