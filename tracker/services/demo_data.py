@@ -293,7 +293,9 @@ class DemoGenerator:
             following = _pick(rng, NEXT[path])
             if following == EXIT:
                 return
-            offset += engaged * rng.uniform(1.05, 1.5) + rng.uniform(1, 6)
+            # The next page within the visit timeout, or the demo would split its own visits.
+            offset += min(engaged * rng.uniform(1.05, 1.5) + rng.uniform(1, 6),
+                          self.ingest.visit_timeout.total_seconds() * 0.95)
             path = following
 
     def _new_visit(self, visitor: _Visitor, start: datetime) -> _Visit:

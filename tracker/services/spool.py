@@ -3,10 +3,11 @@
 The collector answers 202 only after the event line is written to a spool segment, so an
 acknowledged event survives a crash of the process (SIGKILL) and is replayed from disk.
 Each process appends to its own *active* segment and holds an exclusive ``flock`` on it for as
-long as it writes there. The drainer rotates that segment to *ready*, and also adopts the
-active segments of dead processes (their lock is free). A ready segment is deleted only after
-its events are committed to the database; a replay after a crash in between is harmless
-because events carry ids and are stored at most once.
+long as it writes there, handing it over as *ready* every drain interval (`rotate`). One
+drainer at a time (a lock file) adopts the active segments of dead processes (their lock is
+free) and drains the ready ones, a bounded slice per call. A ready segment is deleted only
+after its events are committed to the database; a replay after a crash in between is
+harmless because events carry ids and are stored at most once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger("tracker.spool")
 ACTIVE = "active-"
 READY = "ready-"
 OPENING = "opening-"  # a segment being created: empty, locked, renamed to active at once
+DRAIN_LOCK = "drain.lock"  # held by the one process draining this spool
 SUFFIX = ".jsonl"
 # Bytes of segments one drain reads at most, so a backlog (after a database outage) is
 # drained in bounded memory, a slice at a time. A single larger segment is still read.
@@ -146,7 +148,31 @@ class Spool:
         (e.g. an engagement whose pageview another process has not stored yet); they are
         written to a new ready segment before the drained ones are deleted.
         """
-        self.rotate()
+        self.rotate()  # always: this process's events must reach whichever drainer runs
+        with self._draining() as ours:
+            if not ours:
+                self.backlog = False
+                return 0  # another process of this machine is draining the same spool
+            return self._drain(handler, budget)
+
+    @contextmanager
+    def _draining(self) -> Iterator[bool]:
+        """One drainer per spool at a time (a fresh open file per call, so that threads of
+        one process exclude each other too): two drainers would only wait for each other
+        on the database, and the one kept waiting would hold its events in memory."""
+        fd = os.open(self.directory / DRAIN_LOCK, os.O_RDONLY | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def _drain(self, handler: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+               budget: int) -> int:
         self._adopt_orphans()
         with self._claimed(budget) as segments:
             if not segments:
