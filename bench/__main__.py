@@ -17,7 +17,7 @@ def _ingest(args: argparse.Namespace) -> list[Figure]:
 
     return ingest.run(ingest.Options.make(args.quick, drainer=args.drainer, engine=args.engine,
                                           seconds=args.seconds, rounds=args.rounds,
-                                          volumes=tuple(args.volumes or ()), lean=args.lean))
+                                          volumes=tuple(args.volumes or ())))
 
 
 def _breakdown(args: argparse.Namespace) -> list[Figure]:
@@ -61,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="alternating rounds of (a) and (b)")
     parser.add_argument("--volumes", type=int, nargs="+",
                         help="beacon counts at which peak memory is read")
-    parser.add_argument("--lean", action="store_true",
-                        help="ingest: also measure the collector without the app-wide hooks "
-                             "(bench.lean_app, a what-if)")
     args = parser.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so servers and temporary databases are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,9 +1,9 @@
-"""Where a beacon's CPU goes: the collector's WSGI call taken apart, hook by hook.
+"""Where a beacon's CPU goes: the collector's WSGI call, its parts, and the drain.
 
 In-process and single-threaded, timed with the thread's CPU clock (not the wall clock), so
-that other processes on the machine barely move the figures. The app's request hooks are
-removed, then put back one group at a time; each group is charged what it adds. The drain
-(enrichment, sessionization, storage) is timed per event on the same events.
+that other processes on the machine barely move the figures. The whole call (b) goes through
+tracker.web.collector in front of Flask; each part of it is then timed alone on the same
+beacons, and the drain (enrichment, sessionization, storage) per event.
 """
 
 from __future__ import annotations
@@ -24,27 +24,6 @@ from typing import Any
 from bench import traffic
 from bench.harness import Figure
 from bench.ingest import GEOIP, prepare_database
-
-# Hook owners, as named in the table (module prefix -> label).
-OWNERS = (("flask_limiter", "rate limiter (Flask-Limiter)"),
-          ("tracker.web.limits", "collector rate limit, form caps"),
-          ("tracker.web.middleware", "request log, request id, security headers"),
-          ("tracker.web.auth", "staff session timeouts"),
-          ("flask_login", "Flask-Login remember cookie"),
-          ("flask_wtf", "CSRF check (exempt API)"),
-          ("tracker.web.api", "collector CORS and body cap"))
-HOOK_LISTS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")
-
-
-def _owner(function: Any) -> str:
-    module = getattr(function, "__module__", "") or ""
-    inner = getattr(function, "func", None)  # functools.partial
-    if inner is not None:
-        module = getattr(inner, "__module__", module)
-    for prefix, label in OWNERS:
-        if module.startswith(prefix):
-            return label
-    return f"other ({module})"
 
 
 class _Beacons:
@@ -120,7 +99,7 @@ def _collector(workdir: Path, people: list[traffic.Visitor]) -> Iterator[Any]:
 
 
 def run(quick: bool) -> list[Figure]:
-    """Time the bare app, the collector with no hooks, then each group of hooks added."""
+    """Time the bare app, the collector's whole call, its parts, and the drain."""
     count, repeats = (500, 2) if quick else (3000, 5)
     workdir = Path(tempfile.mkdtemp(prefix="tracker-breakdown-"))
     try:
@@ -132,68 +111,58 @@ def run(quick: bool) -> list[Figure]:
         bare = _cpu_per_call(bare_app(), beacons, count, repeats)
         with _collector(workdir, people) as app:
             full = _cpu_per_call(app, beacons, count, repeats)
-            steps = _strip_and_restore(app, beacons, count, repeats)
+            parts = _parts(app, beacons, count, repeats)
             drain = _drain_cost(app, beacons, count)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = [Figure("collector request CPU (b/a)", full / bare, "", None,
                       f"b {full * 1e6:.0f} us vs a {bare * 1e6:.0f} us per request (WSGI "
                       f"call only; gunicorn's own work comes on top of both)")]
-    for label, cost in steps:
+    for label, cost in parts:
         figures.append(Figure(f"  {label}"[:34], cost / bare, "", None,
-                              f"{cost * 1e6:+.0f} us: {label}"))
+                              f"{cost * 1e6:.0f} us: {label}"))
     figures.append(Figure("drain CPU per event (vs a)", drain / bare, "", None,
                           f"{drain * 1e6:.0f} us per pageview (consent re-check, UA, GeoIP, "
                           f"visit, insert), off the request path"))
     return figures
 
 
-def _strip_and_restore(app: Any, beacons: _Beacons, count: int,
-                       repeats: int) -> list[tuple[str, float]]:
-    saved = {name: {bp: list(funcs) for bp, funcs in getattr(app, name).items()}
-             for name in HOOK_LISTS}
-    teardowns = list(app.teardown_appcontext_funcs)
-    interface = app.session_interface
-    groups: dict[str, list[tuple[str, Any, Any]]] = {}
-    for name, per_blueprint in saved.items():
-        for blueprint, funcs in per_blueprint.items():
-            for function in funcs:
-                groups.setdefault(_owner(function), []).append((name, blueprint, function))
-    for name in HOOK_LISTS:
-        for funcs in getattr(app, name).values():
-            funcs.clear()
-    app.teardown_appcontext_funcs[:] = []
-    from flask.sessions import SecureCookieSessionInterface
+def _parts(app: Any, beacons: _Beacons, count: int, repeats: int
+           ) -> list[tuple[str, float]]:
+    """Each step of tracker.web.collector, timed alone on fresh beacons."""
+    from tracker.clock import utcnow
+    from tracker.domain.payloads import decode_json, parse_beacon
+    from tracker.services import runtime
+    from tracker.web import limits
+    from tracker.web.collector import read_json
+    from tracker.web.middleware import log_request
 
-    class _NoSession(SecureCookieSessionInterface):
-        def open_session(self, app: Any, request: Any) -> Any:
-            return self.make_null_session(app)
-
-    app.session_interface = _NoSession()
-    try:
-        previous = _cpu_per_call(app, beacons, count, repeats)
-        steps = [("framework + collect view (ours)", previous)]
-        app.session_interface = interface
-        now = _cpu_per_call(app, beacons, count, repeats)
-        steps.append(("Flask cookie session (secret key)", now - previous))
-        previous = now
-        for label, hooks in groups.items():
-            for name, blueprint, function in hooks:
-                getattr(app, name).setdefault(blueprint, []).append(function)
-            now = _cpu_per_call(app, beacons, count, repeats)
-            steps.append((label, now - previous))
-            previous = now
-        app.teardown_appcontext_funcs[:] = teardowns
-        now = _cpu_per_call(app, beacons, count, repeats)
-        steps.append(("app-context teardown", now - previous))
-    finally:
-        for name, per_blueprint in saved.items():
-            getattr(app, name).clear()
-            getattr(app, name).update(per_blueprint)
-        app.teardown_appcontext_funcs[:] = teardowns
-        app.session_interface = interface
-    # The first step is an absolute figure; the view's own share is it minus the bare app.
-    return steps
+    ingest = app.extensions[runtime.KEY]["ingest"]
+    limiter = app.extensions[limits.KEY]
+    environs = [beacons.environ() for _ in range(count)]
+    parsed = [parse_beacon(decode_json(e["wsgi.input"].getvalue())) for e in environs]
+    steps: list[tuple[str, Callable[[int], object]]] = [
+        ("read and parse the body", lambda i: parse_beacon(read_json(
+            {**environs[i], "wsgi.input": io.BytesIO(environs[i]["wsgi.input"].getvalue())},
+            4096))),
+        ("rate limit (per address)", lambda i: limiter.check(
+            "api.collect", environs[i]["HTTP_X_FORWARDED_FOR"], "1000000 per minute")),
+        ("consent lookup (SQLite)", lambda i: ingest.consents.lookup(parsed[i].consent_id)),
+        ("accept: consent + spool append", lambda i: ingest.accept(
+            parsed[i], ip="192.0.2.1", user_agent="bench", now=utcnow())),
+        ("request log line", lambda i: log_request("0" * 16, "POST", "/api/collect",
+                                                   "api.collect", 202, time.perf_counter())),
+    ]
+    timed = []
+    for label, step in steps:
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.thread_time()
+            for i in range(count):
+                step(i)
+            best = min(best, (time.thread_time() - started) / count)
+        timed.append((label, best))
+    return timed
 
 
 def _drain_cost(app: Any, beacons: _Beacons, count: int) -> float:

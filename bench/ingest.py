@@ -51,7 +51,6 @@ class Options:
     workers: int
     drainer: str = "thread"  # "thread": in each web process (the default); or "process"
     engine: str = "sqlite"  # or "postgresql" (a throwaway cluster)
-    lean: bool = False  # also measure bench.lean_app (the app-wide hooks off), a what-if
 
     @classmethod
     def make(cls, quick: bool, **overrides: object) -> Options:
@@ -59,7 +58,7 @@ class Options:
         if quick:
             options = cls(True, 3.0, 1, 16, 500, (5_000, 15_000), workers)
         else:
-            options = cls(False, 8.0, 3, 16, 5000, (100_000, 1_000_000), workers, lean=True)
+            options = cls(False, 8.0, 3, 16, 5000, (100_000, 1_000_000), workers)
         return cls(**{**options.__dict__, **{k: v for k, v in overrides.items() if v}})
 
 
@@ -70,8 +69,6 @@ class Round:
     bare_cpu: float  # server CPU seconds per request
     tracker_cpu: float  # including the drain of what the round spooled
     drain_lag: float
-    lean: wrk.Result | None = None  # bench.lean_app, when measured
-    lean_cpu: float = 0.0
     drain_cpu: float = 0.0  # the `flask ingest` process's share (with --drainer process)
 
 
@@ -236,13 +233,6 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
                                           options.workers))
         tracker = stack.enter_context(Server("tracker:create_app()", env, options.workers,
                                              log=workdir / "tracker.log"))
-        lean = None
-        if options.lean:  # its own database and spool: the same beacons, counted apart
-            lean_url = f"sqlite:///{workdir / 'lean.sqlite3'}"
-            prepare_database(lean_url, workdir / "lean-spool", people)
-            lean_env = tracker_env(lean_url, workdir / "lean-spool", dns, "thread")
-            lean = stack.enter_context(Server("bench.lean_app:create_app()", lean_env,
-                                              options.workers, log=workdir / "lean.log"))
         collector = Collector(tracker, spool, url, workdir / "answered")
         if options.drainer == "process":
             collector.ingest = subprocess.Popen(
@@ -275,12 +265,6 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
             collector.answered += b.ok
             rounds.append(Round(a, b, a_cpu / max(a.requests, 1), b_cpu / max(b.requests, 1),
                                 lag, drain_cpu=drain_cpu / max(b.requests, 1)))
-            if lean is not None:
-                before = cpu_seconds([lean.process.pid, *lean.worker_pids()])  # type: ignore[union-attr]
-                c = blast(lean, options.seconds)
-                wait_for_drain(workdir / "lean-spool")
-                c_cpu = cpu_seconds([lean.process.pid, *lean.worker_pids()]) - before  # type: ignore[union-attr]
-                rounds[-1].lean, rounds[-1].lean_cpu = c, c_cpu / max(c.requests, 1)
         answered = wrk.answered_ids(collector.answered_file)
         lost, round_answered = len(answered - stored_ids(url)), len(answered)
 
@@ -342,14 +326,6 @@ def _figures(options: Options, rounds: list[Round], loss: tuple[int, int],
                f"{lost} of {answered:,} beacons answered 2xx in the rounds; spool empty "
                f"{max(r.drain_lag for r in rounds):.1f} s after a round at most"),
     ]
-    leaner = [r for r in rounds if r.lean is not None]
-    if leaner:
-        c_rate = med(r.lean.rate for r in leaner)  # type: ignore[union-attr]
-        c_ratio = med(r.lean.rate / r.bare.rate for r in leaner)  # type: ignore[union-attr]
-        c_cpu = med(r.lean_cpu for r in leaner)
-        figures.insert(4, Figure("what-if: no app-wide hooks (c/a)", c_ratio, "", None,
-                                 f"c {c_rate:,.0f} req/s, CPU {c_cpu * 1e6:.0f} us/request "
-                                 f"({c_cpu / a_cpu:.2f}x a): bench.lean_app, not a deployment"))
     first_n, first_rss, _ = volumes[0]
     for count, rss, now in volumes:
         figures.append(Figure(f"peak RSS at {count:,} beacons", rss / first_rss,

@@ -177,6 +177,38 @@ def test_cors_for_configured_sites_only(client):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
+def test_a_beacon_answer_carries_the_same_headers_as_any_api_answer(client, monkeypatch):
+    # Beacons are answered in front of Flask (tracker.web.collector): same contract.
+    consent = decide(client)
+    accepted = beacon(client, consent)
+    assert accepted.status_code == 202
+    assert accepted.get_json()["event_id"]
+    refused = beacon(client, None)
+    assert refused.status_code == 403
+    for response in (accepted, refused):
+        assert response.headers["Access-Control-Allow-Origin"] == SITE
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        assert response.headers["Vary"] == "Origin"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert len(response.headers["X-Request-ID"]) == 16
+    echoed = client.post("/api/collect", data=b"{", content_type="text/plain",
+                         headers={"X-Request-ID": "trace-1", "Origin": "https://evil.example"})
+    assert echoed.headers["X-Request-ID"] == "trace-1"
+    assert "Access-Control-Allow-Origin" not in echoed.headers
+    # Other methods on the path are Flask's (the preflight: test_cors_for_configured_sites_only).
+    assert client.get("/api/collect").status_code == 404
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(runtime.ingest(), "accept", broken)
+    failed = beacon(client, consent)
+    assert failed.status_code == 500
+    assert failed.get_json()["request_id"] == failed.headers["X-Request-ID"]
+    assert "disk on fire" not in failed.get_data(as_text=True)
+
+
 def test_banner_is_served_with_its_hash(client):
     response = client.get("/static/consent-banner.js")
     assert response.status_code == 200

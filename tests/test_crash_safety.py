@@ -26,7 +26,7 @@ from tests.helpers import (
     hex32,
     migrated_database_with_consents,
 )
-from tracker.web.api import RETRY_AFTER_SECONDS
+from tracker.web.collector import RETRY_AFTER_SECONDS
 
 VISITORS = 10
 CLIENTS = 4

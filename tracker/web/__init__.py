@@ -9,7 +9,7 @@ from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from tracker.extensions import csrf
-from tracker.web import api, auth, limits, middleware, openapi, site
+from tracker.web import api, auth, collector, limits, middleware, openapi, site
 from tracker.web.campaigns import bp as campaigns_bp
 from tracker.web.dashboard import bp as dashboard_bp
 from tracker.web.forms import bp as forms_bp
@@ -40,6 +40,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(openapi.bp)
     limits.init_app(app)
     init_privacy(app)
+    collector.init_app(app)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

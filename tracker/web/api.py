@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import InternalServerError
 
 from tracker.clock import utcnow
 from tracker.domain.consent import VISITOR_COOKIE_LIFETIME, Choices
-from tracker.domain.payloads import PayloadError, decode_json, parse_beacon, parse_consent
-from tracker.enrich import client_ip
+from tracker.domain.payloads import PayloadError, parse_consent
 from tracker.models import Consent
 from tracker.services import consent as consents
 from tracker.services import runtime
-from tracker.services.ingest import ConsentRequired, ConsentStoreUnavailable
+from tracker.web.collector import read_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 CONSENT_COOKIE = "amn_consent"
 VISITOR_COOKIE = "amn_vid"
-# sendBeacon can only send text/plain without a CORS preflight.
-JSON_TYPES = ("application/json", "text/plain")
-# When the database is down, how long a client should wait before sending a beacon again.
-RETRY_AFTER_SECONDS = 5
 
 
 @bp.before_request
@@ -62,16 +57,7 @@ def bad_payload(exc: PayloadError) -> tuple[Response, int]:
 
 
 def _json_body() -> dict[str, Any]:
-    # The Content-Type's media type without parameters (what request.mimetype parses).
-    content_type = request.environ.get("CONTENT_TYPE", "")
-    mimetype = content_type.partition(";")[0].strip().lower() or "text/plain"
-    if mimetype not in JSON_TYPES:
-        raise UnsupportedMediaType(f"send application/json or text/plain, not {mimetype}")
-    body = request.get_data(cache=False)
-    # Werkzeug stops reading a chunked body (no Content-Length) at the cap without an error.
-    if request.content_length is None and len(body) >= (request.max_content_length or 0) > 0:
-        raise RequestEntityTooLarge("the body is larger than this endpoint accepts")
-    return decode_json(body)
+    return read_json(request.environ, current_app.config["TRACKER_MAX_BODY_BYTES"])
 
 
 @bp.post("/consent")
@@ -88,23 +74,10 @@ def consent() -> tuple[Response, int]:
 
 
 @bp.post("/collect")
-def collect() -> tuple[Response, int]:
-    beacon = parse_beacon(_json_body())
-    cfg = current_app.config
-    ip = client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                   cfg["TRACKER_TRUSTED_PROXIES"])
-    try:
-        event_id = runtime.ingest().accept(
-            beacon, ip=ip, user_agent=request.headers.get("User-Agent", ""), now=utcnow())
-    except ConsentRequired as exc:
-        return jsonify(error="consent_required", reason=str(exc)), 403
-    except ConsentStoreUnavailable as exc:
-        # Nothing was written: without the consent we may not even spool the IP address.
-        response = jsonify(error="unavailable", reason=str(exc))
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response, 503
-    # Event ids are hex, so the body needs no JSON encoder (one per beacon adds up).
-    return Response(f'{{"event_id":"{event_id}"}}\n', 202, mimetype="application/json"), 202
+def collect() -> NoReturn:
+    # Beacons are answered by tracker.web.collector in front of Flask and never get here:
+    # the route gives Flask the preflight (OPTIONS), the 405 of other methods and the docs.
+    raise InternalServerError("beacons are answered by tracker.web.collector")
 
 
 def _shares_site() -> bool:

@@ -60,12 +60,17 @@ def init_app(app: Flask) -> None:
             response.headers.setdefault("Content-Security-Policy", CSP)
         request_id = g.get("request_id", "")
         response.headers["X-Request-ID"] = request_id
-        log.info("request", extra={"fields": {
-            # The route pattern, not the path: paths may carry tokens (unsubscribe links).
-            "request_id": request_id, "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else None,
-            "endpoint": request.endpoint, "status": response.status_code,
-            "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-                        2),
-        }})
+        # The route pattern, not the path: paths may carry tokens (unsubscribe links).
+        log_request(request_id, request.method,
+                    request.url_rule.rule if request.url_rule else None, request.endpoint,
+                    response.status_code, g.get("started", time.perf_counter()))
         return response
+
+
+def log_request(request_id: str, method: str, route: str | None, endpoint: str | None,
+                status: int, started: float) -> None:
+    """One JSON line per request: what was asked and answered, nothing about who asked."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("request", extra={"fields": {
+            "request_id": request_id, "method": method, "route": route, "endpoint": endpoint,
+            "status": status, "ms": round((time.perf_counter() - started) * 1000, 2)}})
