@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tracker.domain import hll
 
@@ -32,3 +34,20 @@ def test_storage_round_trip_and_size():
 def test_the_same_value_hashes_alike_and_repeats_count_once():
     assert hll.hash64("abc") == hll.hash64("abc") != hll.hash64("abd")
     assert hll.count(hll.build([hll.hash64("abc")] * 1000)) == 1
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2**64 - 1), max_size=2 * hll.Builder.SMALL))
+def test_a_sketch_built_one_hash_at_a_time_equals_the_sketch_of_the_set(hashes):
+    builder = hll.Builder()
+    for h in hashes:
+        builder.add(h)
+    assert builder.sketch() == hll.build(hashes)
+
+
+def test_a_large_builder_keeps_registers_not_members():
+    builder = hll.Builder()
+    hashes = [hll.hash64(i) for i in range(20_000)]
+    for h in hashes:
+        builder.add(h)
+    assert builder.sketch() == hll.build(hashes)
+    assert builder._hashes is None  # bounded: 4,096 registers whatever the count

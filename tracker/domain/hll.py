@@ -45,12 +45,46 @@ def hash64(value: str | int, person: bytes = b"amn-visitors") -> int:
 def build(hashes: Iterable[int]) -> int:
     """The sketch (registers as an integer) of a set of 64-bit hashes."""
     registers = bytearray(REGISTERS)
+    _fold(registers, hashes)
+    return int.from_bytes(registers, "little")
+
+
+def _fold(registers: bytearray, hashes: Iterable[int]) -> None:
     for h in hashes:
         index = h >> Q
         rank = Q - (h & _LOW_MASK).bit_length() + 1
         if rank > registers[index]:
             registers[index] = rank
-    return int.from_bytes(registers, "little")
+
+
+class Builder:
+    """A sketch built one hash at a time, in bounded memory: the hashes while they are few
+    (a set is smaller than 4,096 registers up to a few hundred), the registers beyond.
+    `sketch()` equals `build` over the same hashes."""
+
+    __slots__ = ("_hashes", "_registers")
+    SMALL = 256
+
+    def __init__(self) -> None:
+        self._hashes: set[int] | None = set()
+        self._registers: bytearray | None = None
+
+    def add(self, h: int) -> None:
+        if self._registers is not None:
+            _fold(self._registers, (h,))
+            return
+        hashes = self._hashes
+        assert hashes is not None
+        hashes.add(h)
+        if len(hashes) > self.SMALL:
+            self._registers = bytearray(REGISTERS)
+            _fold(self._registers, hashes)
+            self._hashes = None
+
+    def sketch(self) -> int:
+        if self._hashes is not None:
+            return build(self._hashes)
+        return int.from_bytes(self._registers or b"", "little")
 
 
 def union(a: int, b: int) -> int:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -68,6 +69,8 @@ log = logging.getLogger("tracker.rollups")
 
 # Below this many visits in a range, reports read the raw rows: exact and cheap enough.
 MIN_VISITS = 20_000
+# Rows fetched from the database at a time while a day is computed.
+STREAM_ROWS = 5_000
 # Days recomputed per transaction: short enough not to hold the collector's writes for long
 # (a rebuild takes bigger steps: it holds no pending mark and reports read raw meanwhile).
 CHUNK_DAYS = 7
@@ -157,6 +160,10 @@ def _runs(days: Iterable[date]) -> list[tuple[date, date]]:
 
 
 _channel = functools.lru_cache(maxsize=8192)(channel)
+# Hashes of the ids of a run of days (a cache, bounded: the same visitor on many pages).
+_visitor_hash = functools.lru_cache(maxsize=65_536)(hll.hash64)
+_visit_hash = functools.lru_cache(maxsize=65_536)(
+    functools.partial(hll.hash64, person=b"amn-visits"))
 
 
 def compute(connection: Connection, days: Iterable[date], tz: ZoneInfo) -> DayRollups:
@@ -170,116 +177,125 @@ def compute(connection: Connection, days: Iterable[date], tz: ZoneInfo) -> DayRo
 
 def _compute_run(connection: Connection, days: _Days, sections: dict[int, str],
                  out: DayRollups) -> None:
+    """Fold the rows of a run of days into `out`, as they stream from the database: the
+    memory is bounded by the keys of the rollups (pages, referrers...), not by the traffic
+    (a day of a million pageviews once took 200 MB here)."""
     start, end = days.starts[0], days.end
-    hash64 = hll.hash64
     # Pageviews by their own time: pages, engaged time, transitions.
-    members: dict[tuple[date, int], tuple[set[int], set[int]]] = {}
+    members: dict[tuple[date, int], tuple[hll.Builder, hll.Builder]] = {}
     rows = connection.execute(
         select(Pageview.ts, Pageview.page_id, Pageview.prev_page_id, Pageview.engaged_ms,
                Pageview.visit_id, Visit.visitor_id)
         .join(Visit, Visit.id == Pageview.visit_id)
-        .where(Pageview.ts >= start, Pageview.ts < end, Visit.is_bot == false()))
-    visitor_hashes: dict[str, int] = {}
+        .where(Pageview.ts >= start, Pageview.ts < end, Visit.is_bot == false())
+        .execution_options(yield_per=STREAM_ROWS))
     for ts, page_id, prev_page_id, engaged, visit_id, visitor_id in rows:
         day = days.of(ts)
         key = (day, page_id)
         agg = out.pages.get(key)
         if agg is None:
             agg = out.pages[key] = PageAgg()
-            members[key] = (set(), set())
+            members[key] = (hll.Builder(), hll.Builder())
         engaged = engaged or 0
         agg.pageviews += 1
         agg.engaged_ms += engaged
         agg.buckets[duration_bucket(engaged)] += 1
-        h = visitor_hashes.get(visitor_id)
-        if h is None:
-            h = visitor_hashes[visitor_id] = hash64(visitor_id)
         visitors, visits = members[key]
-        visitors.add(h)
-        visits.add(visit_id)
+        visitors.add(_visitor_hash(visitor_id))
+        visits.add(_visit_hash(visit_id))
         out.transitions[(day, prev_page_id or 0, page_id)] += 1
     for key, (visitors, visits) in members.items():
         agg = out.pages[key]
-        agg.visitors = hll.build(visitors)
-        agg.visits = hll.build(hash64(v, b"amn-visits") for v in visits)
+        agg.visitors = visitors.sketch()
+        agg.visits = visits.sketch()
     # Visits by their start: summary, entry and exit pages, sources, durations, journeys.
-    visits = connection.execute(
-        select(Visit.id, Visit.visitor_id, Visit.started_at, Visit.last_seen_at,
-               Visit.entry_page_id, Visit.exit_page_id, Visit.pageviews, Visit.referrer_domain,
-               Visit.utm_source, Visit.utm_medium, Visit.utm_campaign)
-        .where(Visit.started_at >= start, Visit.started_at < end, Visit.is_bot == false())
-    ).all()
-    if not visits:
-        return
-    steps = _visit_steps(connection, visits, start, end)
-    sketches: dict[tuple[date, str, str | None], set[int]] = defaultdict(set)
-    for (visit_id, visitor_id, started_at, last_seen_at, entry, exit_, n_views, referrer,
-         utm_source, utm_medium, utm_campaign) in visits:
-        day = days.of(started_at)
-        views = steps.get(visit_id, [])
-        last_engaged = max((ms or 0 for ts, _, ms in views if ts == last_seen_at), default=0)
-        duration = round((last_seen_at - started_at).total_seconds() * 1000) + last_engaged
-        bucket = duration_bucket(duration)
-        h = visitor_hashes.get(visitor_id)
-        if h is None:
-            h = visitor_hashes[visitor_id] = hash64(visitor_id)
-        for dim, value in (("total", None), ("entry", str(entry)), ("exit", str(exit_)),
-                           ("referrer", referrer), ("utm_source", utm_source),
-                           ("utm_medium", utm_medium), ("utm_campaign", utm_campaign),
-                           ("channel", _channel(referrer, utm_source, utm_medium))):
-            key = (day, dim, value)
-            agg = out.visits.get(key)
-            if agg is None:
-                agg = out.visits[key] = VisitAgg()
-            agg.visits += 1
-            agg.pageviews += n_views or 0
-            agg.bounces += (n_views or 0) <= 1
-            agg.duration_ms += duration
-            agg.buckets[bucket] += 1
-            if dim in SKETCHED_DIMS:
-                sketches[key].add(h)
-        if views:
-            page_ids = [page_id for _, page_id, _ in views]
-            out.journeys[(day, "page", ",".join(journey_of(map(str, page_ids))))] += 1
-            out.journeys[(day, "section", JOURNEY_SEP.join(
-                journey_of(sections.get(p, "") for p in page_ids)))] += 1
-    for key, members_ in sketches.items():
-        out.visits[key].visitors = hll.build(members_)
+    sketches: dict[tuple[date, str, str | None], hll.Builder] = defaultdict(hll.Builder)
+    for visit, steps in _visits_with_steps(connection, start, end):
+        _fold_visit(visit, steps, days.of(visit.started_at), sections, out, sketches)
+    for key, builder in sketches.items():
+        out.visits[key].visitors = builder.sketch()
 
 
-def _visit_steps(connection: Connection, visits: Sequence[Any], start: datetime,
-                 end: datetime) -> dict[int, list[tuple[datetime, int, int]]]:
-    """Every pageview (ts, page id, engaged ms) of these visits (started in [start, end)),
-    in visit order.
+def _fold_visit(visit: Any, steps: list[tuple[datetime, int, int]], day: date | None,
+                sections: dict[int, str], out: DayRollups,
+                sketches: dict[tuple[date, str, str | None], hll.Builder]) -> None:
+    n_views = visit.pageviews or 0
+    last_engaged = max((ms for ts, _, ms in steps if ts == visit.last_seen_at), default=0)
+    duration = round((visit.last_seen_at - visit.started_at).total_seconds() * 1000) \
+        + last_engaged
+    bucket = duration_bucket(duration)
+    referrer, source, medium = visit.referrer_domain, visit.utm_source, visit.utm_medium
+    h = _visitor_hash(visit.visitor_id)
+    for dim, value in (("total", None), ("entry", str(visit.entry_page_id)),
+                       ("exit", str(visit.exit_page_id)), ("referrer", referrer),
+                       ("utm_source", source), ("utm_medium", medium),
+                       ("utm_campaign", visit.utm_campaign),
+                       ("channel", _channel(referrer, source, medium))):
+        key = (day, dim, value)
+        agg = out.visits.get(key)
+        if agg is None:
+            agg = out.visits[key] = VisitAgg()
+        agg.visits += 1
+        agg.pageviews += n_views
+        agg.bounces += n_views <= 1
+        agg.duration_ms += duration
+        agg.buckets[bucket] += 1
+        if dim in SKETCHED_DIMS:
+            sketches[key].add(h)
+    if steps:
+        page_ids = [page_id for _, page_id, _ in steps]
+        out.journeys[(day, "page", ",".join(journey_of(map(str, page_ids))))] += 1
+        out.journeys[(day, "section", JOURNEY_SEP.join(
+            journey_of(sections.get(p, "") for p in page_ids)))] += 1
 
-    Read by time from a day before the first start (events slightly out of order join a
-    visit) to the last visit's end, which on PostgreSQL touches only those partitions; a
-    visit whose count falls short (an older straggler) is read again whole.
+
+_VISIT_COLUMNS = (Visit.id, Visit.visitor_id, Visit.started_at, Visit.last_seen_at,
+                  Visit.entry_page_id, Visit.exit_page_id, Visit.pageviews,
+                  Visit.referrer_domain, Visit.utm_source, Visit.utm_medium, Visit.utm_campaign)
+_STEP_COLUMNS = (Pageview.ts, Pageview.page_id, Pageview.engaged_ms)
+
+
+def _visits_with_steps(connection: Connection, start: datetime, end: datetime
+                       ) -> Iterator[tuple[Any, list[tuple[datetime, int, int]]]]:
+    """Each visit started in [start, end) (bots left out) with its pageviews (ts, page id,
+    engaged ms) in order, one visit at a time.
+
+    Pageviews are read by time, from a day before `start` (events slightly out of order
+    join a visit) to the last visit's end, which on PostgreSQL touches only those
+    partitions; a visit whose count falls short (an older straggler) is read again whole.
     """
-    ids = [v[0] for v in visits]
-    until = max(v[3] for v in visits)
-    steps: dict[int, list[tuple[datetime, int, int]]] = defaultdict(list)
+    started = (Visit.started_at >= start, Visit.started_at < end, Visit.is_bot == false())
+    until = connection.scalar(select(func.max(Visit.last_seen_at)).where(*started))
+    if until is None:
+        return
+    in_window = ((Pageview.visit_id == Visit.id) & (Pageview.ts >= start - timedelta(days=1))
+                 & (Pageview.ts <= until))
     rows = connection.execute(
-        select(Pageview.visit_id, Pageview.ts, Pageview.page_id, Pageview.engaged_ms)
-        .join(Visit, Visit.id == Pageview.visit_id)
-        .where(Visit.started_at >= start, Visit.started_at < end, Visit.is_bot == false(),
-               Pageview.ts >= start - timedelta(days=1), Pageview.ts <= until)
-        .order_by(Pageview.visit_id, Pageview.ts, Pageview.id))
-    wanted = set(ids)
-    for visit_id, ts, page_id, engaged in rows:
-        if visit_id in wanted:
-            steps[visit_id].append((ts, page_id, engaged or 0))
-    short = [v[0] for v in visits if len(steps.get(v[0], ())) < (v[6] or 0)]
+        select(*_VISIT_COLUMNS, *_STEP_COLUMNS).outerjoin(Pageview, in_window).where(*started)
+        .order_by(Visit.id, Pageview.ts, Pageview.id).execution_options(yield_per=STREAM_ROWS))
+    short: list[int] = []
+    for visit, steps in _grouped(rows):
+        if len(steps) < (visit.pageviews or 0):
+            short.append(visit.id)
+        else:
+            yield visit, steps
     for chunk in range(0, len(short), 500):
-        ids_ = short[chunk:chunk + 500]
-        for visit_id in ids_:
-            steps.pop(visit_id, None)
-        for visit_id, ts, page_id, engaged in connection.execute(
-            select(Pageview.visit_id, Pageview.ts, Pageview.page_id, Pageview.engaged_ms)
-            .where(Pageview.visit_id.in_(ids_))
-            .order_by(Pageview.visit_id, Pageview.ts, Pageview.id)):
-            steps[visit_id].append((ts, page_id, engaged or 0))
-    return steps
+        yield from _grouped(connection.execute(
+            select(*_VISIT_COLUMNS, *_STEP_COLUMNS).outerjoin(
+                Pageview, Pageview.visit_id == Visit.id)
+            .where(Visit.id.in_(short[chunk:chunk + 500]))
+            .order_by(Visit.id, Pageview.ts, Pageview.id)))
+
+
+def _grouped(rows: Iterable[Any]) -> Iterator[tuple[Any, list[tuple[datetime, int, int]]]]:
+    """Rows of (visit columns..., ts, page id, engaged ms) ordered by visit, as
+    (visit, its steps); a visit without pageviews has no steps."""
+    width = len(_VISIT_COLUMNS)
+    for _, group in itertools.groupby(rows, key=lambda row: row[0]):
+        first = next(group)
+        steps = [(row[width], row[width + 1], row[width + 2] or 0)
+                 for row in itertools.chain((first,), group) if row[width] is not None]
+        yield first, steps
 
 
 # -- storing and refreshing ---------------------------------------------------------------
