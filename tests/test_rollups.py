@@ -284,3 +284,23 @@ def test_empty_database_refreshes_to_complete(app):
     fast = reports.run("overview", q("rollups"))
     assert {r["metric"]: r["value"] for r in fast.tables["summary"].rows}["visits"] == 0
 
+
+
+def test_a_slow_refresh_spaces_out_the_next_ones(app, monkeypatch):
+    # The refresh recomputes whole days: on a busy day it must not eat the drainer's time.
+    clock = [1000.0]
+    calls = []
+
+    def refresh(**kwargs: Any) -> rollups.RefreshResult:
+        calls.append(clock[0])
+        return rollups.RefreshResult(complete=True, seconds=30.0)
+
+    monkeypatch.setattr(rollups.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(rollups, "refresh", refresh)
+    monkeypatch.setattr(rollups, "_next_refresh", {})
+    assert rollups.maybe_refresh() is not None
+    clock[0] += rollups.REFRESH_INTERVAL.total_seconds()  # a quick refresh would run again
+    assert rollups.maybe_refresh() is None
+    clock[0] = 1000.0 + rollups.REFRESH_SPACING * 30.0
+    assert rollups.maybe_refresh() is not None
+    assert calls == [1000.0, 1300.0]

@@ -75,7 +75,8 @@ STREAM_ROWS = 5_000
 # (a rebuild takes bigger steps: it holds no pending mark and reports read raw meanwhile).
 CHUNK_DAYS = 7
 REBUILD_CHUNK_DAYS = 7
-# How often the drainer refreshes (maybe_refresh); reports read pending days raw meanwhile.
+# How often the drainer refreshes at most (maybe_refresh); reports read pending days raw
+# meanwhile.
 REFRESH_INTERVAL = timedelta(seconds=60)
 # pg_advisory_xact_lock key: one refresh at a time across processes and hosts.
 LOCK_KEY = 0x726F6C6C7570  # "rollup"
@@ -518,20 +519,29 @@ def invalidate() -> None:
         connection.execute(delete(RollupState).where(RollupState.key == "complete"))
 
 
-_last_refresh: dict[str, float] = {}
+# When each app (by import name) may refresh next.
+_next_refresh: dict[str, float] = {}
+# A refresh recomputes whole days, so on a busy day it costs more: wait at least this many
+# times its duration before the next, so that it never takes more than a tenth of the
+# drainer's time (reports read the pending days raw meanwhile: exact, only slower).
+REFRESH_SPACING = 10
 
 
 def maybe_refresh(budget_seconds: float = 2.0) -> RefreshResult | None:
-    """For the drainer's loop: refresh at most every REFRESH_INTERVAL, within a budget.
+    """For the drainer's loop: refresh at most every REFRESH_INTERVAL (or REFRESH_SPACING
+    times the last refresh's duration, if longer), within a budget.
 
     Needs an app context. Returns None when it was not time yet.
     """
     now = time.monotonic()
     key = current_app.import_name
-    if now - _last_refresh.get(key, -1e18) < REFRESH_INTERVAL.total_seconds():
+    if now < _next_refresh.get(key, -1e18):
         return None
-    _last_refresh[key] = now
-    return refresh(budget_seconds=budget_seconds)
+    _next_refresh[key] = now + REFRESH_INTERVAL.total_seconds()
+    result = refresh(budget_seconds=budget_seconds)
+    _next_refresh[key] = now + max(REFRESH_INTERVAL.total_seconds(),
+                                   REFRESH_SPACING * result.seconds)
+    return result
 
 
 # -- reading: what a report may take from the rollups ---------------------------------------
