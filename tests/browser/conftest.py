@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import IN_CI, SITE, app_config
-from tests.helpers import PASSWORD
+from tests.helpers import KNOWN_IP, PASSWORD
 from tracker import create_app
 from tracker.extensions import db
 
@@ -21,6 +22,8 @@ CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-dev-shm-usage"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/131.0.0.0 Safari/537.36")
 
 
 class LiveServer:
@@ -107,3 +110,34 @@ def artifacts() -> Path:
     """Where browser tests save screenshots for people to look at (gitignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def visitor(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A visitor's page: desktop Chrome in French, arriving from KNOWN_IP (a public address
+    the MaxMind test databases and the test DNS server know, given by a trusted proxy
+    header since the browser reaches us over loopback). `page.api_calls` lists the
+    (endpoint, body) of each request to the collector's API."""
+    live_server.app.config["TRACKER_TRUSTED_PROXIES"] = 1
+    context = browser.new_context(user_agent=CHROME, locale="fr-FR", accept_downloads=True,
+                                  extra_http_headers={"X-Forwarded-For": KNOWN_IP})
+    page = context.new_page()
+    page.api_calls = []
+    page.on("request", lambda r: "/api/" in r.url and page.api_calls.append(
+        (r.url.split("/api/", 1)[1], r.post_data)))
+    yield page
+    context.close()
+
+
+def cookie(page: Any, name: str) -> str | None:
+    return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
+
+
+def wait_for(page: Any, condition: Any, timeout: float = 5.0) -> None:
+    """Poll `condition`, letting Playwright dispatch the page's events meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("condition not met in time")

@@ -2,53 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import select
 
+from tests.browser.conftest import cookie, wait_for
 from tests.helpers import KNOWN_IP
 from tracker.models import Consent, Page, Pageview, Visit
 
 pytestmark = pytest.mark.browser
-
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36")
-
-
-@pytest.fixture
-def live_server(live_server):
-    # The browser reaches us over loopback; a trusted proxy header gives it a public IP
-    # that the MaxMind test databases and the test DNS server know.
-    live_server.app.config["TRACKER_TRUSTED_PROXIES"] = 1
-    return live_server
-
-
-@pytest.fixture
-def visitor(browser, live_server):
-    """A browser context whose requests arrive from KNOWN_IP with a desktop Chrome UA."""
-    context = browser.new_context(user_agent=CHROME, locale="fr-FR",
-                                  extra_http_headers={"X-Forwarded-For": KNOWN_IP})
-    page = context.new_page()
-    page.api_calls = []
-    page.on("request", lambda r: "/api/" in r.url and page.api_calls.append(
-        (r.url.split("/api/", 1)[1], r.post_data)))
-    yield page
-    context.close()
-
-
-def cookie(page, name):
-    return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
-
-
-def wait_for(page, condition, timeout=5.0):
-    """Poll `condition`, letting Playwright dispatch the page's events meanwhile."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("condition not met in time")
 
 
 def test_nothing_is_sent_before_a_decision(visitor, live_server):

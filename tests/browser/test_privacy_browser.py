@@ -4,45 +4,16 @@ live tracker (which serves the demo site and so shares its cookies)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from tests.browser.conftest import cookie, wait_for
 from tests.helpers import KNOWN_IP
 from tracker.models import Consent, ErasureRecord, Pageview, Visit
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def live_server(live_server):
-    # Requests come over loopback; a trusted proxy header gives them a known public address.
-    live_server.app.config["TRACKER_TRUSTED_PROXIES"] = 1
-    return live_server
-
-
-@pytest.fixture
-def visitor(browser, live_server):
-    context = browser.new_context(locale="fr-FR", accept_downloads=True,
-                                  extra_http_headers={"X-Forwarded-For": KNOWN_IP})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def cookie(page, name):
-    return next((c["value"] for c in page.context.cookies() if c["name"] == name), None)
-
-
-def wait_for(page, condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(50)
-    raise AssertionError("condition not met in time")
 
 
 def accepted_with_a_visit(page, live_server) -> str:
