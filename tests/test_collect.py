@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,7 +178,8 @@ def test_cors_for_configured_sites_only(client):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
-def test_a_beacon_answer_carries_the_same_headers_as_any_api_answer(client, monkeypatch):
+def test_a_beacon_answer_carries_the_same_headers_as_any_api_answer(client, monkeypatch,
+                                                                    caplog):
     # Beacons are answered in front of Flask (tracker.web.collector): same contract.
     consent = decide(client)
     accepted = beacon(client, consent)
@@ -199,14 +201,18 @@ def test_a_beacon_answer_carries_the_same_headers_as_any_api_answer(client, monk
     # Other methods on the path are Flask's (the preflight: test_cors_for_configured_sites_only).
     assert client.get("/api/collect").status_code == 404
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("disk on fire")
+    def broken(beacon, *, ip, user_agent, now):
+        raise RuntimeError(f"disk on fire near {ip}")
 
     monkeypatch.setattr(runtime.ingest(), "accept", broken)
-    failed = beacon(client, consent)
+    with caplog.at_level(logging.ERROR, logger="tracker.collector"):
+        failed = beacon(client, consent)
     assert failed.status_code == 500
     assert failed.get_json()["request_id"] == failed.headers["X-Request-ID"]
     assert "disk on fire" not in failed.get_data(as_text=True)
+    # The log says where it failed, without the message (it quoted the address).
+    assert "RuntimeError" in caplog.text and "broken" in caplog.text
+    assert KNOWN_IP not in caplog.text
 
 
 def test_banner_is_served_with_its_hash(client):

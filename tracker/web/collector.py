@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -26,7 +27,7 @@ from tracker.clock import utcnow
 from tracker.domain.payloads import PayloadError, decode_json, parse_beacon
 from tracker.enrich import client_ip
 from tracker.services import runtime
-from tracker.services.ingest import ConsentRequired, ConsentStoreUnavailable
+from tracker.services.ingest import ConsentRequired, ConsentStoreUnavailable, describe
 from tracker.web import limits
 from tracker.web.middleware import SECURITY_HEADERS, log_request
 
@@ -112,8 +113,10 @@ class CollectorFront:
             headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
             return _json(exc.code or 400, headers, error=exc.name.lower().replace(" ", "_"),
                          reason=exc.description, request_id=request_id)
-        except Exception:
-            log.exception("a beacon failed (request %s)", request_id)
+        except Exception as exc:
+            # Where it failed, not the message: it may quote the beacon (personal data).
+            log.error("a beacon failed (request %s): %s\n%s", request_id, describe(exc),
+                      "".join(traceback.format_tb(exc.__traceback__)))
             return _json(500, error="internal_server_error", request_id=request_id,
                          reason="the beacon could not be handled; it was not recorded")
         # Event ids are hex: the body needs no JSON encoder (one per beacon adds up).
