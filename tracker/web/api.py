@@ -56,19 +56,20 @@ def bad_payload(exc: PayloadError) -> tuple[Response, int]:
     return jsonify(error="invalid_payload", field=exc.field, reason=exc.message), 422
 
 
-def _json_body() -> dict[str, Any]:
+def json_body() -> dict[str, Any]:
+    """The public API's JSON body (also the visitor self-service's, tracker.web.privacy)."""
     return read_json(request.environ, current_app.config["TRACKER_MAX_BODY_BYTES"])
 
 
 @bp.post("/consent")
 def consent() -> tuple[Response, int]:
-    decision = parse_consent(_json_body())
+    decision = parse_consent(json_body())
     now = utcnow()
     banner_sha256 = runtime.banner().archive(now)
     record = consents.record_decision(decision, banner_sha256=banner_sha256, now=now)
     response = jsonify(consent_id=record.id, expires_at=record.expires_at.isoformat() + "Z",
                        visitor_id=record.visitor_id)
-    if _shares_site():
+    if shares_site():
         _set_cookies(response, record)
     return response, 201
 
@@ -80,7 +81,7 @@ def collect() -> NoReturn:
     raise InternalServerError("beacons are answered by tracker.web.collector")
 
 
-def _shares_site() -> bool:
+def shares_site() -> bool:
     """Cookies set by the collector are first-party only when it is on the site's domain."""
     if current_app.config["TRACKER_COOKIE_DOMAIN"]:
         return True

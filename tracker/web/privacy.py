@@ -210,7 +210,7 @@ api_bp.register_error_handler(PayloadError, api.bad_payload)
 @limiter.limit(_privacy_limit, methods=["POST"])
 def export_mine() -> Response:
     """Everything stored under the visitor id sent, as a JSON download."""
-    visitor_id = rules.parse_visitor_request(api._json_body())
+    visitor_id = rules.parse_visitor_request(api.json_body())
     data = privacy.export_visitor(visitor_id, now=utcnow())
     return _download(json.dumps(data, indent=2, ensure_ascii=False), "my-data.json")
 
@@ -219,11 +219,11 @@ def export_mine() -> Response:
 @limiter.limit(_privacy_limit, methods=["POST"])
 def erase_mine() -> Response:
     """Erase everything stored under the visitor id sent; forget the cookies too."""
-    visitor_id = rules.parse_visitor_request(api._json_body())
+    visitor_id = rules.parse_visitor_request(api.json_body())
     record = privacy.erase_visitor(visitor_id, now=utcnow())
     response = jsonify(erased=True, erasure_id=record.id,
                        counts=privacy.erasure_counts(record))
-    if api._shares_site():
+    if api.shares_site():
         cfg = current_app.config
         for name in (api.VISITOR_COOKIE, api.CONSENT_COOKIE):
             response.delete_cookie(name, path="/", domain=cfg["TRACKER_COOKIE_DOMAIN"],
