@@ -22,11 +22,6 @@ CONSENT_COOKIE = "amn_consent"
 VISITOR_COOKIE = "amn_vid"
 
 
-@bp.before_request
-def limit_body() -> None:
-    request.max_content_length = current_app.config["TRACKER_MAX_BODY_BYTES"]
-
-
 # Only a preflight (OPTIONS) answer needs these; every beacon's answer stays small.
 PREFLIGHT_HEADERS = (("Access-Control-Allow-Methods", "POST, OPTIONS"),
                      ("Access-Control-Allow-Headers", "Content-Type"),

@@ -66,7 +66,6 @@ class CollectorFront:
     """WSGI middleware: beacons are answered here, everything else by `app`."""
 
     def __init__(self, app: Flask, wrapped: WSGIApp) -> None:
-        self.app = app
         self.wrapped = wrapped
         self.config = app.config
         self.ingest = app.extensions[runtime.KEY]["ingest"]

@@ -201,7 +201,6 @@ def _download(body: str, filename: str, mimetype: str = "application/json") -> R
 
 # -- visitors' self-service API (called by the banner) ---------------------------------------
 
-api_bp.before_request(api.limit_body)
 api_bp.after_request(api.cors)
 api_bp.register_error_handler(PayloadError, api.bad_payload)
 
