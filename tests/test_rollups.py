@@ -6,6 +6,7 @@ On SQLite and PostgreSQL (the `app` fixture)."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -304,3 +305,15 @@ def test_a_slow_refresh_spaces_out_the_next_ones(app, monkeypatch):
     clock[0] = 1000.0 + rollups.REFRESH_SPACING * 30.0
     assert rollups.maybe_refresh() is not None
     assert calls == [1000.0, 1300.0]
+
+
+def test_each_day_keeps_only_its_most_frequent_journeys(monkeypatch):
+    # The long tail of journeys grows with the traffic; the reports show the top of a range.
+    monkeypatch.setattr(rollups, "JOURNEYS_PER_DAY", 2)
+    monday, tuesday = date(2026, 3, 2), date(2026, 3, 3)
+    journeys = Counter({(monday, "page", "1,2"): 9, (monday, "page", "1"): 5,
+                        (monday, "page", "3"): 5, (monday, "page", "4"): 1,
+                        (monday, "section", "a"): 1, (tuesday, "page", "4"): 7})
+    kept = dict(rollups._top_journeys(journeys))
+    assert kept == {(monday, "page", "1,2"): 9, (monday, "page", "1"): 5,  # ties: by path
+                    (monday, "section", "a"): 1, (tuesday, "page", "4"): 7}
