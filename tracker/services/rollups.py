@@ -166,23 +166,30 @@ def _runs(days: Iterable[date]) -> list[tuple[date, date]]:
 
 
 _channel = functools.lru_cache(maxsize=8192)(channel)
-# Hashes of the ids of a run of days (a cache, bounded: the same visitor on many pages).
-_visitor_hash = functools.lru_cache(maxsize=65_536)(hll.hash64)
-_visit_hash = functools.lru_cache(maxsize=65_536)(
-    functools.partial(hll.hash64, person=b"amn-visits"))
+
+
+class _Hashes:
+    """The sketches' hashes of visitor and visit ids, cached for one computation only (the
+    same visitor on many pages): no visitor id outlives it in memory, erased or not."""
+
+    def __init__(self) -> None:
+        self.visitor = functools.lru_cache(maxsize=65_536)(hll.hash64)
+        self.visit = functools.lru_cache(maxsize=65_536)(
+            functools.partial(hll.hash64, person=b"amn-visits"))
 
 
 def compute(connection: Connection, days: Iterable[date], tz: ZoneInfo) -> DayRollups:
     """The rollups of `days` from the raw rows (bots left out)."""
     out = DayRollups()
     sections = dict(connection.execute(select(Page.id, Page.section)).all())
+    hashes = _Hashes()
     for first, last in _runs(days):
-        _compute_run(connection, _Days(first, last, tz), sections, out)
+        _compute_run(connection, _Days(first, last, tz), sections, hashes, out)
     return out
 
 
 def _compute_run(connection: Connection, days: _Days, sections: dict[int, str],
-                 out: DayRollups) -> None:
+                 hashes: _Hashes, out: DayRollups) -> None:
     """Fold the rows of a run of days into `out`, as they stream from the database: the
     memory is bounded by the keys of the rollups (pages, referrers...), not by the traffic
     (a day of a million pageviews once took 200 MB here)."""
@@ -207,8 +214,8 @@ def _compute_run(connection: Connection, days: _Days, sections: dict[int, str],
         agg.engaged_ms += engaged
         agg.buckets[duration_bucket(engaged)] += 1
         visitors, visits = members[key]
-        visitors.add(_visitor_hash(visitor_id))
-        visits.add(_visit_hash(visit_id))
+        visitors.add(hashes.visitor(visitor_id))
+        visits.add(hashes.visit(visit_id))
         out.transitions[(day, prev_page_id or 0, page_id)] += 1
     for key, (visitors, visits) in members.items():
         agg = out.pages[key]
@@ -217,13 +224,14 @@ def _compute_run(connection: Connection, days: _Days, sections: dict[int, str],
     # Visits by their start: summary, entry and exit pages, sources, durations, journeys.
     sketches: dict[tuple[date, str, str | None], hll.Builder] = defaultdict(hll.Builder)
     for visit, steps in _visits_with_steps(connection, start, end):
-        _fold_visit(visit, steps, days.of(visit.started_at), sections, out, sketches)
+        _fold_visit(visit, steps, days.of(visit.started_at), sections,
+                    hashes.visitor(visit.visitor_id), out, sketches)
     for key, builder in sketches.items():
         out.visits[key].visitors = builder.sketch()
 
 
 def _fold_visit(visit: Any, steps: list[tuple[datetime, int, int]], day: date | None,
-                sections: dict[int, str], out: DayRollups,
+                sections: dict[int, str], visitor_hash: int, out: DayRollups,
                 sketches: dict[tuple[date, str, str | None], hll.Builder]) -> None:
     n_views = visit.pageviews or 0
     last_engaged = max((ms for ts, _, ms in steps if ts == visit.last_seen_at), default=0)
@@ -231,7 +239,6 @@ def _fold_visit(visit: Any, steps: list[tuple[datetime, int, int]], day: date | 
         + last_engaged
     bucket = duration_bucket(duration)
     referrer, source, medium = visit.referrer_domain, visit.utm_source, visit.utm_medium
-    h = _visitor_hash(visit.visitor_id)
     for dim, value in (("total", None), ("entry", str(visit.entry_page_id)),
                        ("exit", str(visit.exit_page_id)), ("referrer", referrer),
                        ("utm_source", source), ("utm_medium", medium),
@@ -247,7 +254,7 @@ def _fold_visit(visit: Any, steps: list[tuple[datetime, int, int]], day: date | 
         agg.duration_ms += duration
         agg.buckets[bucket] += 1
         if dim in SKETCHED_DIMS:
-            sketches[key].add(h)
+            sketches[key].add(visitor_hash)
     if steps:
         page_ids = [page_id for _, page_id, _ in steps]
         out.journeys[(day, "page", ",".join(journey_of(map(str, page_ids))))] += 1
