@@ -685,7 +685,8 @@ def _flow_from(query: ReportQuery, plan: Plan) -> tuple[str | None, int,
         focus = min(views, key=lambda label: (-views[label], label))
     came_from: dict[str | None, int] = Counter()
     went_to: dict[str, int] = Counter()
-    for (prev, page), count in rollups.transitions(plan).items():
+    focus_ids = [page_id for page_id, labels in info.items() if labels[index] == focus]
+    for (prev, page), count in rollups.transitions(plan, focus_ids).items():
         if info[page][index] == focus:
             came_from[info[prev][index] if prev else None] += count
         if prev and info[prev][index] == focus:

@@ -30,7 +30,7 @@ import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -720,16 +720,21 @@ def visits(p: Plan, dims: Sequence[str], *, sketches: bool = False, by_day: bool
     return dict(out)
 
 
-def transitions(p: Plan) -> Counter[tuple[int, int]]:
-    """Pageviews of the period by (previous page id or 0, page id)."""
+def transitions(p: Plan, touching: Collection[int]) -> Counter[tuple[int, int]]:
+    """Pageviews of the period by (previous page id or 0, page id), for the moves from or to
+    the pages `touching` (a flow's focus: the database sums only those)."""
     R = RollupTransitionDay
+    ids = list(touching)
     out: Counter[tuple[int, int]] = Counter()
     for prev, page, n in db.session.execute(
-            select(R.prev_page_id, R.page_id, func.sum(R.pageviews)).where(*p.stored(R))
+            select(R.prev_page_id, R.page_id, func.sum(R.pageviews))
+            .where(*p.stored(R), R.page_id.in_(ids) | R.prev_page_id.in_(ids))
             .group_by(R.prev_page_id, R.page_id)):
         out[(prev, page)] += int(n or 0)
+    wanted = set(ids)
     for (_, prev, page), n in p.fresh().transitions.items():
-        out[(prev, page)] += n
+        if page in wanted or prev in wanted:
+            out[(prev, page)] += n
     return out
 
 
