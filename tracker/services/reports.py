@@ -789,13 +789,22 @@ def sources(query: ReportQuery) -> Report:
             groups[dim] = _visit_groups(query, [column])
     else:
         by_dim: dict[str, list[Any]] = defaultdict(list)
-        for (dim, key), agg in rollups.visits(plan, SOURCE_DIMS, sketches=True).items():
+        for (dim, key), agg in rollups.visits(plan, SOURCE_DIMS).items():
             if dim == "channel":
                 channels[key or ""] += agg.visits
             elif agg.visits:
-                by_dim[dim].append((key, agg.visits, hll.count(agg.visitors), agg.bounces))
-        for dim in SOURCE_DIMS[1:]:
-            groups[dim] = sorted(by_dim[dim], key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+                by_dim[dim].append((key, agg.visits, agg.bounces))
+        # Visitors only for the rows shown (the first non-empty keys of each list): the long
+        # tail of referrers grows with the traffic, and its sketches would be read for nothing.
+        ranked_by_dim = {dim: sorted(by_dim[dim], key=lambda r: (-r[1], r[0] is None, r[0] or ""))
+                         for dim in SOURCE_DIMS[1:]}
+        shown = {dim: [r[0] for r in rows if r[0] is not None][:query.limit]
+                 for dim, rows in ranked_by_dim.items()}
+        sketches = rollups.visitors_of(plan, shown)
+        for dim, rows in ranked_by_dim.items():
+            groups[dim] = [(key, visits, hll.count(sketches[(dim, key)])
+                            if (dim, key) in sketches else 0, bounces)
+                           for key, visits, bounces in rows]
     referrers = groups["referrer"]
     engines: dict[str, int] = Counter()
     for domain, visits, *_ in referrers:

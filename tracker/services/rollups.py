@@ -30,7 +30,7 @@ import itertools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -707,17 +707,50 @@ def visits(p: Plan, dims: Sequence[str], *, sketches: bool = False, by_day: bool
                 select(*keys, R.visitors).where(*outside, R.visitors.is_not(None))):
             agg = out[tuple(key)]
             agg.visitors = hll.union(agg.visitors, hll.decode(blob))
-    if sketches and not by_day and p.months():
-        M = RollupSketchMonth
-        for dim, key, blob in db.session.execute(
-                select(M.dim, M.key, M.sketch).where(M.month.in_(p.months()),
-                                                     M.source == "visit", M.dim.in_(list(dims)))):
-            agg = out[(dim, key)]
-            agg.visitors = hll.union(agg.visitors, hll.decode(blob))
+    if sketches and not by_day:
+        for key, sketch in _month_sketches(p, lambda dim, _key: dim.in_(list(dims))):
+            agg = out[key]
+            agg.visitors = hll.union(agg.visitors, sketch)
     for (day, dim, key), agg in p.fresh().visits.items():
         if dim in dims:
             out[(day, dim, key) if by_day else (dim, key)].add(agg)
     return dict(out)
+
+
+def visitors_of(p: Plan, wanted: Mapping[str, Collection[str]]) -> dict[tuple[str, str], int]:
+    """The visitor sketches of the period for some keys only, by (dim, key): a report that
+    shows the top of a long list (referrers) reads the sketches of those rows, not of all."""
+    R = RollupVisitDay
+    out: dict[tuple[str, str], int] = defaultdict(int)
+
+    def chosen(dim_column: Any, key_column: Any) -> Any:
+        return or_(false(), *((dim_column == dim) & key_column.in_(list(keys))
+                              for dim, keys in wanted.items() if keys))
+
+    for dim, key, blob in db.session.execute(
+            select(R.dim, R.key, R.visitors).where(*p.stored(R, outside_months=True),
+                                                   chosen(R.dim, R.key),
+                                                   R.visitors.is_not(None))):
+        out[(dim, key)] = hll.union(out[(dim, key)], hll.decode(blob))
+    for key, sketch in _month_sketches(p, chosen):
+        out[key] = hll.union(out[key], sketch)
+    for (_, dim, key), agg in p.fresh().visits.items():
+        if key in wanted.get(dim, ()):
+            out[(dim, key)] = hll.union(out[(dim, key)], agg.visitors)
+    return dict(out)
+
+
+def _month_sketches(p: Plan, where: Callable[[Any, Any], Any]
+                    ) -> Iterator[tuple[tuple[str, str | None], int]]:
+    """The visit sketches of the period's whole months, by (dim, key), where
+    `where(dim column, key column)` holds."""
+    if not p.months():
+        return
+    M = RollupSketchMonth
+    for dim, key, blob in db.session.execute(
+            select(M.dim, M.key, M.sketch).where(M.month.in_(p.months()), M.source == "visit",
+                                                 where(M.dim, M.key))):
+        yield (dim, key), hll.decode(blob)
 
 
 def transitions(p: Plan, touching: Collection[int]) -> Counter[tuple[int, int]]:
