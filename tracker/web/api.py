@@ -72,7 +72,7 @@ def consent() -> tuple[Response, int]:
 @bp.post("/collect")
 def collect() -> NoReturn:
     # Beacons are answered by tracker.web.collector in front of Flask and never get here:
-    # the route gives Flask the preflight (OPTIONS), the 405 of other methods and the docs.
+    # the route gives Flask the CORS preflight (OPTIONS) and names the endpoint.
     raise InternalServerError("beacons are answered by tracker.web.collector")
 
 
