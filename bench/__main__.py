@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("sqlite", "postgresql"),
                         help="database of the collector (default: sqlite)")
     parser.add_argument("--drainer", choices=("thread", "process"),
-                        help="drain in each web process (default) or in `flask ingest`")
+                        help="drain in `flask ingest` (default, as deployed) or in each worker")
     parser.add_argument("--seconds", type=float, help="length of each load round")
     parser.add_argument("--rounds", type=int, help="alternating rounds of (a) and (b)")
     parser.add_argument("--volumes", type=int, nargs="+",

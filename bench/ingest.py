@@ -38,6 +38,7 @@ from bench.harness import (
 )
 
 GEOIP = ROOT / "tests" / "data" / "geoip"
+DRAINER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,9 @@ class Options:
     visitors: int
     volumes: tuple[int, ...]  # beacons after which the workers' peak RSS is read
     workers: int
-    drainer: str = "thread"  # "thread": in each web process (the default); or "process"
+    # "process": `flask ingest` at niceness 10 beside the web workers, as the README deploys
+    # it; or "thread": a drainer thread in each web process (the settings' default)
+    drainer: str = "process"
     engine: str = "sqlite"  # or "postgresql" (a throwaway cluster)
 
     @classmethod
@@ -239,7 +242,7 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
                 [str(BIN / "flask"), "--app", "tracker", "ingest"], cwd=ROOT,
                 env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                 stderr=open(workdir / "ingest.log", "ab"),  # noqa: SIM115
-                preexec_fn=die_with_parent)
+                preexec_fn=_niced_drainer)
             stack.callback(_stop, collector.ingest)
 
         def blast(server: Server, seconds: float, answered: Path | None = None) -> wrk.Result:
@@ -284,6 +287,12 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
         size = footprint(url)
     return _figures(options, rounds, (lost, round_answered), volumes,
                     (volume_lost, len(answered)), len(stored), size)
+
+
+def _niced_drainer() -> None:
+    """As docs/operations.md deploys it: below the web workers, which answer visitors."""
+    die_with_parent()
+    os.nice(DRAINER_NICENESS)
 
 
 def _stop(process: subprocess.Popen) -> None:

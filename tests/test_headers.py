@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import time
 
 from tests.helpers import FIREFOX, KNOWN_IP, beacon, decide
 
@@ -43,3 +45,30 @@ def test_request_log_is_json_without_personal_data(client, caplog):
         assert entry["route"] in ("/api/consent", "/api/collect")
         for secret in (KNOWN_IP, FIREFOX, consent["visitor_id"], "f" * 32, "someone@"):
             assert secret not in text
+
+
+def test_request_lines_are_written_in_blocks_and_never_held_long():
+    from tracker.web.middleware import BlockWriter, JsonLineFormatter
+
+    stream = io.StringIO()
+    writer = BlockWriter(stream, max_bytes=1000, max_delay=0.2)
+    writer.setFormatter(JsonLineFormatter())
+
+    def record(level: int, message: str) -> logging.LogRecord:
+        return logging.LogRecord("tracker.request", level, __file__, 0, message, (), None)
+
+    writer.handle(record(logging.INFO, "first"))
+    assert stream.getvalue() == ""  # held, to be written with others
+    writer.handle(record(logging.WARNING, "second"))
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+        "first", "second"]  # a warning writes the block at once, in order
+
+    writer.handle(record(logging.INFO, "third"))
+    deadline = time.monotonic() + 5
+    while "third" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "third" in stream.getvalue()  # written after max_delay with no other line
+
+    for n in range(30):  # more than max_bytes: written without waiting
+        writer.handle(record(logging.INFO, f"line {n:02}"))
+    assert "line 10" in stream.getvalue()
