@@ -140,7 +140,7 @@ def tracker_env(url: str, spool: Path, dns: str, drainer: str = "thread") -> dic
 def stored_ids(url: str) -> set[str]:
     engine = create_engine(url)
     with engine.connect() as conn:
-        ids = set(conn.scalars(text("SELECT event_id FROM pageviews")))
+        ids = {bytes(i).hex() for i in conn.scalars(text("SELECT event_id FROM pageviews"))}
     engine.dispose()
     return ids
 

@@ -27,6 +27,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine
+
 from bench.harness import Figure
 
 TZ = "Europe/Paris"
@@ -223,10 +225,31 @@ def create_schema(url: str, workdir: Path) -> None:
         db.engine.dispose()
 
 
+def _stored(table: str, rows: Iterator[list[str | None]], dialect: Any
+            ) -> Iterator[list[Any]]:
+    """CSV rows as the tracker stores them: ids as bytes, times as the engine keeps them."""
+    from tracker.extensions import db
+    from tracker.models.types import HexId, Timestamp
+
+    converters: list[Callable[[str], Any] | None] = []
+    for column in db.metadata.tables[table].columns:
+        bind = column.type.bind_processor(dialect) or (lambda v: v)
+        if isinstance(column.type, Timestamp):
+            converters.append(lambda v, bind=bind: bind(datetime.fromisoformat(v)))
+        elif isinstance(column.type, HexId):
+            converters.append(bind)
+        else:
+            converters.append(None)
+    for row in rows:
+        yield [v if convert is None or v is None else convert(v)
+               for convert, v in zip(converters, row, strict=True)]
+
+
 def load(url: str, events: EventSet, workdir: Path) -> float:
     """Bulk-load the event set; return the seconds it took."""
     began = time.monotonic()
     create_schema(url, workdir)
+    dialect = create_engine(url).dialect
     if url.startswith("sqlite"):
         connection = sqlite3.connect(url.removeprefix("sqlite:///"))
         connection.execute("PRAGMA journal_mode=WAL")
@@ -236,7 +259,7 @@ def load(url: str, events: EventSet, workdir: Path) -> float:
                 width = len(next(csv.reader(f)))
             marks = ", ".join("?" * width)
             connection.executemany(f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608
-                                   _rows(events.csv(table)))
+                                   _stored(table, _rows(events.csv(table)), dialect))
             connection.commit()
         connection.execute("ANALYZE")
         connection.close()
@@ -246,10 +269,9 @@ def load(url: str, events: EventSet, workdir: Path) -> float:
         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
             with connection.cursor() as cursor:
                 for table in events.tables:
-                    with cursor.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv)") as copy, \
-                            open(events.csv(table), "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            copy.write(chunk)
+                    with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                        for row in _stored(table, _rows(events.csv(table)), dialect):
+                            copy.write_row(row)
             connection.commit()
             connection.autocommit = True
             connection.execute("VACUUM ANALYZE")

@@ -31,8 +31,15 @@ def run_migrations_online():
             directives[:] = []
             logger.info("No changes in schema detected.")
 
+    def render_item(type_, obj, autogen_context):
+        # Our own column types (tracker.models.types) need their module imported.
+        if type_ == "type" and type(obj).__module__.startswith("tracker."):
+            autogen_context.imports.add(f"import {type(obj).__module__}")
+        return False  # rendered as usual
+
     conf_args = dict(migrate_ext.configure_args)
     conf_args.setdefault("process_revision_directives", process_revision_directives)
+    conf_args.setdefault("render_item", render_item)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=migrate_ext.db.metadata,
                           **conf_args)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select
 
 from tests.helpers import beacon, decide
 from tracker.extensions import db
@@ -91,9 +91,10 @@ def test_no_trace_without_live_consent(app, client, caplog, script):
             runtime.ingest().drain()
     runtime.ingest().drain()
 
-    stored = dict(db.session.execute(text(
-        "SELECT v.visitor_id, count(p.id) FROM pageviews p JOIN visits v ON v.id = p.visit_id "
-        "GROUP BY v.visitor_id")).all())
+    stored = dict(db.session.execute(
+        select(Visit.visitor_id, func.count(Pageview.id))
+        .join(Pageview, Pageview.visit_id == Visit.id)
+        .group_by(Visit.visitor_id)).all())
     assert stored == accepted
     everything = _everything_stored(app) + "\n".join(r.getMessage() for r in caplog.records)
     for trace in refused_traces:

@@ -97,7 +97,8 @@ def tally(url: str, load: Load) -> dict[str, int]:
     """Compare what clients were told with what the database holds."""
     engine = create_engine(url)
     with engine.connect() as db:
-        rows = dict(db.execute(text("SELECT event_id, count(*) FROM pageviews GROUP BY 1")).all())
+        rows = {bytes(event_id).hex(): n for event_id, n in db.execute(
+            text("SELECT event_id, count(*) FROM pageviews GROUP BY 1"))}
         counted = db.scalar(text("SELECT coalesce(sum(pageviews), 0) FROM visits"))
     engine.dispose()
     answered = set(load.answers)

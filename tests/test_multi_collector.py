@@ -107,13 +107,13 @@ def test_two_collectors_one_postgres(postgres, dns_server, tmp_path):
             "LEFT JOIN pageviews p ON p.visit_id = v.id GROUP BY v.id")).all()
         visits_per_visitor = db.execute(text(
             "SELECT visitor_id, count(*) FROM visits GROUP BY 1")).all()
-        engaged_stored = dict(db.execute(text(
-            "SELECT event_id, engaged_ms FROM pageviews WHERE engaged_ms > 0")).all())
+        engaged_stored = {bytes(event_id).hex(): ms for event_id, ms in db.execute(text(
+            "SELECT event_id, engaged_ms FROM pageviews WHERE engaged_ms > 0"))}
         homes = db.scalars(text("SELECT DISTINCT tableoid::regclass::text FROM pageviews")).all()
     engine.dispose()
 
     # Every beacon answered 2xx is stored, exactly once, however often it was delivered.
-    assert {event_id for event_id, _ in stored} == set(answered)
+    assert {bytes(event_id).hex() for event_id, _ in stored} == set(answered)
     assert all(copies == 1 for _, copies in stored)
     # No double counting: each visit's counters are exactly the sum of its pageviews.
     assert all(views == counted for _, views, _, counted, _ in per_visit)

@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 00:43:49.813161
+Create Date: 2026-11-25 04:09:54.600237
 
 """
 from alembic import op
 import sqlalchemy as sa
-
+import tracker.models.types
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -62,7 +62,7 @@ def upgrade():
     op.create_table('banner_versions',
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('content', sa.Text(), nullable=False),
-    sa.Column('first_served_at', sa.DateTime(), nullable=False),
+    sa.Column('first_served_at', tracker.models.types.Timestamp(), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
     op.create_table('contact_messages',
@@ -319,8 +319,8 @@ def upgrade():
     sqlite_autoincrement=True
     )
     op.create_table('consents',
-    sa.Column('id', sa.String(length=32), nullable=False),
-    sa.Column('visitor_id', sa.String(length=32), nullable=True),
+    sa.Column('id', tracker.models.types.HexId(length=16), nullable=False),
+    sa.Column('visitor_id', tracker.models.types.HexId(length=16), nullable=True),
     sa.Column('analytics', sa.Boolean(), nullable=False),
     sa.Column('location', sa.Boolean(), nullable=False),
     sa.Column('marketing', sa.Boolean(), nullable=False),
@@ -328,9 +328,9 @@ def upgrade():
     sa.Column('policy_version', sa.String(length=32), nullable=False),
     sa.Column('lang', sa.String(length=2), nullable=False),
     sa.Column('banner_sha256', sa.String(length=64), nullable=False),
-    sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.Column('expires_at', sa.DateTime(), nullable=False),
-    sa.Column('withdrawn_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', tracker.models.types.Timestamp(), nullable=False),
+    sa.Column('expires_at', tracker.models.types.Timestamp(), nullable=False),
+    sa.Column('withdrawn_at', tracker.models.types.Timestamp(), nullable=True),
     sa.ForeignKeyConstraint(['banner_sha256'], ['banner_versions.sha256'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -381,10 +381,10 @@ def upgrade():
 
     op.create_table('visits',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('visitor_id', sa.String(length=32), nullable=False),
-    sa.Column('consent_id', sa.String(length=32), nullable=False),
-    sa.Column('started_at', sa.DateTime(), nullable=False),
-    sa.Column('last_seen_at', sa.DateTime(), nullable=False),
+    sa.Column('visitor_id', tracker.models.types.HexId(length=16), nullable=False),
+    sa.Column('consent_id', tracker.models.types.HexId(length=16), nullable=False),
+    sa.Column('started_at', tracker.models.types.Timestamp(), nullable=False),
+    sa.Column('last_seen_at', tracker.models.types.Timestamp(), nullable=False),
     sa.Column('entry_page_id', sa.Integer(), nullable=False),
     sa.Column('exit_page_id', sa.Integer(), nullable=False),
     sa.Column('pageviews', sa.Integer(), nullable=False),
@@ -415,11 +415,11 @@ def upgrade():
 
     op.create_table('pageviews',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('event_id', sa.String(length=32), nullable=False),
+    sa.Column('event_id', tracker.models.types.HexId(length=16), nullable=False),
     sa.Column('visit_id', sa.Integer(), nullable=False),
     sa.Column('page_id', sa.Integer(), nullable=False),
     sa.Column('prev_page_id', sa.Integer(), nullable=True),
-    sa.Column('ts', sa.DateTime(), nullable=False),
+    sa.Column('ts', tracker.models.types.Timestamp(), nullable=False),
     sa.Column('engaged_ms', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
     sa.ForeignKeyConstraint(['prev_page_id'], ['pages.id'], ),

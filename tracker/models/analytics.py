@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -25,6 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.extensions import db
+from tracker.models.types import HexId, Timestamp
 
 # Personal columns are tagged with their fideslang data category; the register of processing
 # must declare every tagged column (tests/test_register.py checks both directions).
@@ -42,7 +42,7 @@ class BannerVersion(db.Model):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     content: Mapped[str] = mapped_column(Text)
-    first_served_at: Mapped[datetime] = mapped_column(DateTime)
+    first_served_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Consent(db.Model):
@@ -50,9 +50,9 @@ class Consent(db.Model):
 
     __tablename__ = "consents"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(HexId, primary_key=True)
     # Only kept when analytics is granted; refusals identify nobody.
-    visitor_id: Mapped[str | None] = mapped_column(String(32), index=True, info=COOKIE_ID)
+    visitor_id: Mapped[str | None] = mapped_column(HexId, index=True, info=COOKIE_ID)
     analytics: Mapped[bool] = mapped_column(Boolean)
     location: Mapped[bool] = mapped_column(Boolean)
     marketing: Mapped[bool] = mapped_column(Boolean)
@@ -60,9 +60,9 @@ class Consent(db.Model):
     policy_version: Mapped[str] = mapped_column(String(32))
     lang: Mapped[str] = mapped_column(String(2))
     banner_sha256: Mapped[str] = mapped_column(ForeignKey("banner_versions.sha256"))
-    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime)
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class Page(db.Model):
@@ -83,10 +83,10 @@ class Visit(db.Model):
     __table_args__ = (Index("ix_visits_visitor_last_seen", "visitor_id", "last_seen_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    visitor_id: Mapped[str] = mapped_column(String(32), info=COOKIE_ID)
-    consent_id: Mapped[str] = mapped_column(ForeignKey("consents.id"))
-    started_at: Mapped[datetime] = mapped_column(DateTime, index=True)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    visitor_id: Mapped[str] = mapped_column(HexId, info=COOKIE_ID)
+    consent_id: Mapped[str] = mapped_column(HexId, ForeignKey("consents.id"))
+    started_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
     entry_page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     exit_page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     pageviews: Mapped[int] = mapped_column(Integer, default=0)
@@ -123,11 +123,11 @@ class Pageview(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # The beacon's own id. Not unique here: a unique index on a partitioned table must
     # include the partition key, so redeliveries are refused by SeenEvent instead.
-    event_id: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(HexId)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     prev_page_id: Mapped[int | None] = mapped_column(ForeignKey("pages.id"))
-    ts: Mapped[datetime] = mapped_column(DateTime)
+    ts: Mapped[datetime] = mapped_column(Timestamp)
     engaged_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 

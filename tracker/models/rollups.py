@@ -143,9 +143,9 @@ WATCHED = (("pageviews", "ts"), ("visits", "started_at"))
 
 
 # Templates filled with our own table and column names (never input): ROW is NEW or OLD.
-_SQLITE_MARK = ("INSERT INTO rollup_dirty (hour) SELECT h FROM (SELECT CAST(strftime('%s', "
-                "ROW.COLUMN) AS INTEGER) / 3600 AS h) WHERE NOT EXISTS (SELECT 1 FROM "
-                "rollup_dirty WHERE hour = h); ")
+# On SQLite the columns are integer microseconds (tracker.models.types.Timestamp).
+_SQLITE_MARK = ("INSERT INTO rollup_dirty (hour) SELECT h FROM (SELECT ROW.COLUMN / 3600000000 "
+                "AS h) WHERE NOT EXISTS (SELECT 1 FROM rollup_dirty WHERE hour = h); ")
 _POSTGRES_MARK = """
 CREATE OR REPLACE FUNCTION rollup_mark_TABLE() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -93,14 +93,9 @@ def _state(consent_id: str, row: Any) -> ConsentState:
         visitor_id=visitor_id,
         choices=Choices(bool(analytics), bool(location), bool(marketing)),
         policy_version=policy,
-        expires_at=_datetime(expires_at),
-        withdrawn_at=None if withdrawn_at is None else _datetime(withdrawn_at),
+        expires_at=expires_at,
+        withdrawn_at=withdrawn_at,
     )
-
-
-def _datetime(value: datetime | str) -> datetime:
-    # SQLite hands back the text SQLAlchemy stored ("2026-11-24 10:00:00.123456").
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def states(connection: Connection, consent_ids: Collection[str]) -> dict[str, ConsentState]:
@@ -131,6 +126,10 @@ class ConsentReader:
             Consent.id == bindparam("id"))
         self.sql = str(query.compile(dialect=engine.dialect))
         self.positional = engine.dialect.positional
+        # The raw cursor bypasses SQLAlchemy's types: apply their conversions here.
+        self.bind_id = Consent.id.type.bind_processor(engine.dialect) or (lambda v: v)
+        self.results = [c.type.result_processor(engine.dialect, None) or (lambda v: v)
+                        for c in query.selected_columns]
         self.errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
         self._local = threading.local()
         self._opened: list[Any] = []
@@ -162,7 +161,8 @@ class ConsentReader:
     def _fetch(self, consent_id: str) -> list[Any]:
         cursor = self._connection().cursor()
         try:
-            params: Any = (consent_id,) if self.positional else {"id": consent_id}
+            bound = self.bind_id(consent_id)
+            params: Any = (bound,) if self.positional else {"id": bound}
             if self.postgres:
                 cursor.execute(self.sql, params, prepare=True)
             else:
@@ -187,7 +187,10 @@ class ConsentReader:
                 self._discard()
                 log.warning("consent lookup failed: %s", exc.__class__.__name__)
                 raise ConsentStoreUnavailable("the consent store is unavailable") from exc
-        return _state(consent_id, rows[0]) if rows else None
+        if not rows:
+            return None
+        values = [convert(v) for convert, v in zip(self.results, rows[0], strict=True)]
+        return _state(consent_id, values)
 
     def close(self) -> None:
         """Close every connection this reader opened, in any thread."""

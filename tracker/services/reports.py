@@ -45,6 +45,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     update,
 )
 from sqlalchemy.orm import aliased
@@ -101,9 +102,9 @@ def _dialect() -> str:
 
 def _elapsed_ms(start: Any, end: Any) -> ColumnElement[int]:
     """Whole milliseconds from `start` to `end` (timestamps)."""
-    if _dialect() == "sqlite":
-        return cast(func.round((func.julianday(end) - func.julianday(start)) * 86400000.0),
-                    BigInteger)
+    if _dialect() == "sqlite":  # integer microseconds (tracker.models.types.Timestamp)
+        return cast(func.round((type_coerce(end, BigInteger) - type_coerce(start, BigInteger))
+                               / 1000.0), BigInteger)
     return cast(func.round(func.extract("epoch", end - start) * 1000), BigInteger)
 
 
@@ -134,9 +135,11 @@ def _local_bucket(column: Any, granularity: str, tz: ZoneInfo, start: datetime,
         shift = case(*[(column < until, offset(seconds)) for until, seconds in segments[:-1]],
                      else_=shift)
     if _dialect() == "sqlite":
+        # Integer microseconds (tracker.models.types.Timestamp) to seconds, then a time.
+        seconds = type_coerce(column, BigInteger) / literal_column("1000000")
         if granularity == "week":
-            return func.date(column, shift, "weekday 0", "-6 days")
-        return func.strftime(BUCKET_FORMATS[granularity], column, shift)
+            return func.date(seconds, "unixepoch", shift, "weekday 0", "-6 days")
+        return func.strftime(BUCKET_FORMATS[granularity], seconds, "unixepoch", shift)
     local = column + shift * literal_column("INTERVAL '1 second'")
     if granularity == "week":
         return func.to_char(func.date_trunc("week", local), "YYYY-MM-DD")
