@@ -72,3 +72,40 @@ def test_request_lines_are_written_in_blocks_and_never_held_long():
     for n in range(30):  # more than max_bytes: written without waiting
         writer.handle(record(logging.INFO, f"line {n:02}"))
     assert "line 10" in stream.getvalue()
+
+
+def test_a_request_line_written_directly_is_the_formatted_record():
+    from tracker.web import middleware
+
+    fields = {"request_id": 'quote " and \\ and é', "method": "POST", "route": "/api/collect",
+              "endpoint": None, "status": 202, "ms": 0.42}
+    direct = json.loads(middleware._request_line(**fields))
+    record = logging.LogRecord("tracker.request", logging.INFO, __file__, 0, "request", (),
+                               None)
+    record.fields = fields
+    formatted = json.loads(middleware.JsonLineFormatter().format(record))
+    assert direct.pop("time")[:16] == formatted.pop("time")[:16]
+    assert direct == formatted
+
+
+def test_the_request_log_writes_directly_only_when_it_is_ours_alone(client):
+    from tracker.web.middleware import BlockWriter, _own_writer, log
+
+    saved = log.handlers[:], log.propagate
+    stream = io.StringIO()
+    try:
+        log.handlers[:] = [BlockWriter(stream)]
+        log.propagate = False
+        assert _own_writer() is log.handlers[0]
+        consent = decide(client)
+        beacon(client, consent)
+        log.handlers[0].flush()
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [(e["route"], e["status"]) for e in lines] == [
+            ("/api/consent", 201), ("/api/collect", 202)]
+        assert KNOWN_IP not in stream.getvalue() and consent["visitor_id"] not in stream.getvalue()
+
+        log.addHandler(logging.NullHandler())  # e.g. an operator's own handler
+        assert _own_writer() is None
+    finally:
+        log.handlers[:], log.propagate = saved
