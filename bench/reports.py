@@ -83,6 +83,33 @@ BROWSERS = (  # weight, browser, version, os, device
 )
 PLACES = ((40, None, None), (30, "FR", "Paris"), (10, "FR", "Lyon"), (6, "GB", "London"),
           (5, "SE", "Linköping"), (5, "DE", "Berlin"), (4, "US", "Milton"))
+# weight, ASN, organisation, IPv4 first octet, reverse-DNS name pattern ({} the address
+# with dashes, {h} in hex), IPv6 prefix. About a third of visits come over IPv6 (no name).
+NETWORKS = (
+    (30, 3215, "Orange", 90, "a{}.w90-{h}.abo.wanadoo.fr", "2a01:cb00"),
+    (20, 12322, "Free SAS", 82, "mar75-1-{}.fbx.proxad.net", "2a01:e0a"),
+    (12, 15557, "Societe Francaise Du Radiotelephone - SFR SA", 109, "{}.rev.sfr.net",
+     "2a02:8428"),
+    (10, 5410, "Bouygues Telecom SA", 176, "{}.abo.bbox.fr", "2001:861"),
+    (8, 3320, "Deutsche Telekom AG", 91, "p{h}.dip0.t-ipconnect.de", "2003:e5"),
+    (5, 29447, "Iliad Italia S.p.A.", 151, "", "2a0d:5600"),
+    (15, 16276, "OVH SAS", 51, "ip{}.ip-51-38-1.eu", "2001:41d0"),
+)
+
+
+NETWORK_WEIGHTS = [n[0] for n in NETWORKS]
+
+
+def _network(rng: random.Random) -> tuple[str, str, int, str]:
+    """(IP address, reverse-DNS name or "", ASN, organisation) of one visit."""
+    _, asn, organisation, octet, name, prefix = rng.choices(NETWORKS, NETWORK_WEIGHTS)[0]
+    if rng.random() < 0.35:
+        groups = ":".join(f"{rng.getrandbits(16):x}" for _ in range(6))
+        return f"{prefix}:{groups}", "", asn, organisation
+    rest = [rng.randrange(256) for _ in range(3)]
+    ip = f"{octet}.{rest[0]}.{rest[1]}.{rest[2]}"
+    dashed, hexed = ip.replace(".", "-"), "".join(f"{b:02x}" for b in (octet, *rest))
+    return ip, name.format(dashed, h=hexed) if name else "", asn, organisation
 
 
 def _pages() -> list[tuple[int, str, str, str, float]]:
@@ -187,10 +214,10 @@ def generate(size: int, directory: Path) -> EventSet:
                     at = at + timedelta(milliseconds=engaged * rng.uniform(1.05, 1.4),
                                         seconds=rng.uniform(1, 40))
                     prev, page = page, rng.choices(page_ids, page_weights)[0]
+                ip, dns_name, asn, organisation = _network(rng)
                 visits.writerow([
                     visit_id, visitor, consent, _ts(start), _ts(last_at), entry, page, count,
-                    engaged_total, f"192.0.2.{visit_id % 250 + 1}", "", 3320,
-                    "Deutsche Telekom AG", country or "", city or "",
+                    engaged_total, ip, dns_name, asn, organisation, country or "", city or "",
                     "Googlebot" if bot else browser, "2.1" if bot else version,
                     "Other" if bot else os_, "bot" if bot else device, int(bot),
                     referrer or "", source or "", medium or "", campaign or ""])

@@ -35,3 +35,27 @@ def test_timestamps_and_ids_round_trip_exactly(app):
         assert bytes(stored.id) == bytes.fromhex("0f" * 16)  # 16 bytes, not 32 characters
         if db.engine.dialect.name == "sqlite":
             assert stored.created_at == 1_774_745_999_999_999  # microseconds, not text
+
+
+def test_ip_addresses_are_stored_packed_and_read_back_canonical(app):
+    from tracker.models import Page, Visit
+
+    with app.app_context():
+        db.session.add(BannerVersion(sha256="0" * 64, content="", first_served_at=AT))
+        db.session.add(Consent(
+            id="0f" * 16, visitor_id="a0" * 16, analytics=True, location=False,
+            marketing=False, method="custom", policy_version="1", lang="fr",
+            banner_sha256="0" * 64, created_at=AT, expires_at=AT))
+        db.session.add(Page(id=1, path="/", section="home"))
+        for n, ip in enumerate(["89.160.20.112", "2001:db8::1", None], start=1):
+            db.session.add(Visit(
+                id=n, visitor_id="a0" * 16, consent_id="0f" * 16, started_at=AT,
+                last_seen_at=AT, entry_page_id=1, exit_page_id=1, ip=ip, browser="", os="",
+                browser_version="", device=""))
+        db.session.commit()
+
+        assert db.session.scalars(select(Visit.ip).order_by(Visit.id)).all() == [
+            "89.160.20.112", "2001:db8::1", None]
+        assert db.session.scalar(select(Visit.id).where(Visit.ip == "2001:db8::1")) == 2
+        sizes = db.session.scalars(text("SELECT length(ip) FROM visits ORDER BY id")).all()
+        assert sizes == [4, 16, None]

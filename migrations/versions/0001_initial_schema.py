@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 04:09:54.600237
+Create Date: 2026-11-25 04:23:44.794053
 
 """
 from alembic import op
@@ -389,7 +389,7 @@ def upgrade():
     sa.Column('exit_page_id', sa.Integer(), nullable=False),
     sa.Column('pageviews', sa.Integer(), nullable=False),
     sa.Column('engaged_ms', sa.Integer(), nullable=False),
-    sa.Column('ip', sa.String(length=45), nullable=True),
+    sa.Column('ip', tracker.models.types.PackedIP(length=16), nullable=True),
     sa.Column('dns_name', sa.String(length=253), nullable=True),
     sa.Column('asn', sa.Integer(), nullable=True),
     sa.Column('organization', sa.String(length=200), nullable=True),

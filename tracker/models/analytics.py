@@ -24,7 +24,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tracker.extensions import db
-from tracker.models.types import HexId, Timestamp
+from tracker.models.types import HexId, PackedIP, Timestamp
 
 # Personal columns are tagged with their fideslang data category; the register of processing
 # must declare every tagged column (tests/test_register.py checks both directions).
@@ -91,7 +91,7 @@ class Visit(db.Model):
     exit_page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     pageviews: Mapped[int] = mapped_column(Integer, default=0)
     engaged_ms: Mapped[int] = mapped_column(Integer, default=0)
-    ip: Mapped[str | None] = mapped_column(String(45), info=IP)
+    ip: Mapped[str | None] = mapped_column(PackedIP, info=IP)
     dns_name: Mapped[str | None] = mapped_column(String(253), info=DNS_NAME)
     asn: Mapped[int | None] = mapped_column(Integer)
     organization: Mapped[str | None] = mapped_column(String(200))
