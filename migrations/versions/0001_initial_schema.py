@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 04:23:44.794053
+Create Date: 2026-11-25 04:45:31.840878
 
 """
 from alembic import op
@@ -411,7 +411,7 @@ def upgrade():
     )
     with op.batch_alter_table('visits', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_visits_started_at'), ['started_at'], unique=False)
-        batch_op.create_index('ix_visits_visitor_last_seen', ['visitor_id', 'last_seen_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_visits_visitor_id'), ['visitor_id'], unique=False)
 
     op.create_table('pageviews',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -442,7 +442,7 @@ def downgrade():
 
     op.drop_table('pageviews')
     with op.batch_alter_table('visits', schema=None) as batch_op:
-        batch_op.drop_index('ix_visits_visitor_last_seen')
+        batch_op.drop_index(batch_op.f('ix_visits_visitor_id'))
         batch_op.drop_index(batch_op.f('ix_visits_started_at'))
 
     op.drop_table('visits')
