@@ -50,7 +50,7 @@ SUITES = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a smoke run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (a few minutes)")
     parser.add_argument("--suite", action="append", choices=sorted(SUITES),
                         help="run only this suite (repeatable)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"),
