@@ -124,7 +124,7 @@ def _pages() -> list[tuple[int, str, str, str, float]]:
 
 
 def _ts(at: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime stores (PostgreSQL and DuckDB parse it too)."""
+    """A time in the CSV files (DuckDB reads it; `load` converts it as the tracker stores it)."""
     return at.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
