@@ -13,13 +13,17 @@ AT = datetime(2026, 3, 29, 0, 59, 59, 999_999)  # a DST night, to the microsecon
 EARLY = datetime(1969, 12, 31, 23, 59, 59, 1)  # before the epoch: negative on SQLite
 
 
+def _add_consent(banner_served_at: datetime) -> None:
+    db.session.add(BannerVersion(sha256="0" * 64, content="", first_served_at=banner_served_at))
+    db.session.add(Consent(
+        id="0f" * 16, visitor_id="a0" * 16, analytics=True, location=False, marketing=False,
+        method="custom", policy_version="1", lang="fr", banner_sha256="0" * 64, created_at=AT,
+        expires_at=AT, withdrawn_at=None))
+
+
 def test_timestamps_and_ids_round_trip_exactly(app):
     with app.app_context():
-        db.session.add(BannerVersion(sha256="0" * 64, content="", first_served_at=EARLY))
-        db.session.add(Consent(
-            id="0f" * 16, visitor_id="a0" * 16, analytics=True, location=False,
-            marketing=False, method="custom", policy_version="1", lang="fr",
-            banner_sha256="0" * 64, created_at=AT, expires_at=AT, withdrawn_at=None))
+        _add_consent(banner_served_at=EARLY)
         db.session.commit()
         db.session.expunge_all()
 
@@ -41,11 +45,7 @@ def test_ip_addresses_are_stored_packed_and_read_back_canonical(app):
     from tracker.models import Page, Visit
 
     with app.app_context():
-        db.session.add(BannerVersion(sha256="0" * 64, content="", first_served_at=AT))
-        db.session.add(Consent(
-            id="0f" * 16, visitor_id="a0" * 16, analytics=True, location=False,
-            marketing=False, method="custom", policy_version="1", lang="fr",
-            banner_sha256="0" * 64, created_at=AT, expires_at=AT))
+        _add_consent(banner_served_at=AT)
         db.session.add(Page(id=1, path="/", section="home"))
         for n, ip in enumerate(["89.160.20.112", "2001:db8::1", None], start=1):
             db.session.add(Visit(
