@@ -290,7 +290,7 @@ def _run(options: Options, workdir: Path) -> list[Figure]:
 
 
 def _niced_drainer() -> None:
-    """As docs/operations.md deploys it: below the web workers, which answer visitors."""
+    """As docs/scaling.md deploys it: below the web workers, which answer visitors."""
     die_with_parent()
     os.nice(DRAINER_NICENESS)
 

@@ -6,6 +6,7 @@ id, query string or raw path (links carry tokens): only the matched route patter
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import secrets
 import threading
 import time
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
-from typing import Any, TextIO
+from typing import TextIO
 
 from flask import Flask, Response, g, request
 
@@ -154,7 +155,10 @@ def _own_writer() -> BlockWriter | None:
     return None
 
 
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+@functools.lru_cache(maxsize=1)
+def _local_second(second: int) -> str:
+    """A whole second as the formatter writes it, formatted once per second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
 
 
 def _request_line(request_id: str, method: str, route: str | None, endpoint: str | None,
@@ -162,10 +166,8 @@ def _request_line(request_id: str, method: str, route: str | None, endpoint: str
     """The line JsonLineFormatter writes for a request record (tests/test_headers.py)."""
     now = time.time()
     second = int(now)
-    if _second[0] != second:
-        _second[:] = [second, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))]
-    return (f'{{"time": "{_second[1]},{int((now - second) * 1000):03d}", "level": "INFO", '
-            f'"logger": "{log.name}", "message": "request", "request_id": '
+    return (f'{{"time": "{_local_second(second)},{int((now - second) * 1000):03d}", '
+            f'"level": "INFO", "logger": "{log.name}", "message": "request", "request_id": '
             f'{_json_text(request_id)}, "method": {_json_text(method)}, "route": '
             f'{_json_text(route)}, "endpoint": {_json_text(endpoint)}, "status": {int(status)}, '
             f'"ms": {float(ms)!r}}}')
