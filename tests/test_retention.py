@@ -208,7 +208,9 @@ def test_cli_dry_run_prints_each_rule(app, world):
     result = app.test_cli_runner().invoke(args=["retention", "run", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "(dry run)" in result.output
-    assert "analytics.visits" in result.output and "contact_messages 1" in result.output
+    # The CLI runs at the real clock while the world is dated from NOW, so how many
+    # messages are due depends on today's date; that each rule is printed does not.
+    assert "analytics.visits" in result.output and "contact_form.messages" in result.output
     assert count(ContactMessage) == 2 and count(VerificationCode) == 5
 
 
