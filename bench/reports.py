@@ -252,18 +252,36 @@ def create_schema(url: str, workdir: Path) -> None:
         db.engine.dispose()
 
 
+# The columns of each CSV file, in the order `generate` writes them (not necessarily the
+# tables' order: loading names them).
+CSV_COLUMNS = {
+    "banner_versions": ("sha256", "content", "first_served_at"),
+    "pages": ("id", "path", "section", "title"),
+    "consents": ("id", "visitor_id", "analytics", "location", "marketing", "method",
+                 "policy_version", "lang", "banner_sha256", "created_at", "expires_at",
+                 "withdrawn_at"),
+    "visits": ("id", "visitor_id", "consent_id", "started_at", "last_seen_at", "entry_page_id",
+               "exit_page_id", "pageviews", "engaged_ms", "ip", "dns_name", "asn",
+               "organization", "country", "city", "browser", "browser_version", "os", "device",
+               "is_bot", "referrer_domain", "utm_source", "utm_medium", "utm_campaign"),
+    "pageviews": ("id", "event_id", "visit_id", "page_id", "prev_page_id", "ts", "engaged_ms"),
+}
+
+
 def _stored(table: str, rows: Iterator[list[str | None]], dialect: Any
             ) -> Iterator[list[Any]]:
-    """CSV rows as the tracker stores them: ids as bytes, times as the engine keeps them."""
+    """CSV rows as the tracker stores them: ids and addresses as bytes, times as the engine
+    keeps them."""
     from tracker.extensions import db
-    from tracker.models.types import HexId, Timestamp
+    from tracker.models.types import HexId, PackedIP, Timestamp
 
     converters: list[Callable[[str], Any] | None] = []
-    for column in db.metadata.tables[table].columns:
+    for name in CSV_COLUMNS[table]:
+        column = db.metadata.tables[table].c[name]
         bind = column.type.bind_processor(dialect) or (lambda v: v)
         if isinstance(column.type, Timestamp):
             converters.append(lambda v, bind=bind: bind(datetime.fromisoformat(v)))
-        elif isinstance(column.type, HexId):
+        elif isinstance(column.type, HexId | PackedIP):
             converters.append(bind)
         else:
             converters.append(None)
@@ -282,10 +300,8 @@ def load(url: str, events: EventSet, workdir: Path) -> float:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=OFF")
         for table in events.tables:
-            with open(events.csv(table), newline="") as f:
-                width = len(next(csv.reader(f)))
-            marks = ", ".join("?" * width)
-            connection.executemany(f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608
+            names, marks = ", ".join(CSV_COLUMNS[table]), ", ".join("?" * len(CSV_COLUMNS[table]))
+            connection.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
                                    _stored(table, _rows(events.csv(table)), dialect))
             connection.commit()
         connection.execute("ANALYZE")
@@ -296,7 +312,8 @@ def load(url: str, events: EventSet, workdir: Path) -> float:
         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as connection:
             with connection.cursor() as cursor:
                 for table in events.tables:
-                    with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                    names = ", ".join(CSV_COLUMNS[table])
+                    with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                         for row in _stored(table, _rows(events.csv(table)), dialect):
                             copy.write_row(row)
             connection.commit()

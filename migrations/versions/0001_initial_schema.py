@@ -380,18 +380,19 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_campaign_recipients_subscriber_id'), ['subscriber_id'], unique=False)
 
     op.create_table('visits',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('visitor_id', tracker.models.types.HexId(length=16), nullable=False),
-    sa.Column('consent_id', tracker.models.types.HexId(length=16), nullable=False),
     sa.Column('started_at', tracker.models.types.Timestamp(), nullable=False),
     sa.Column('last_seen_at', tracker.models.types.Timestamp(), nullable=False),
+    sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('entry_page_id', sa.Integer(), nullable=False),
     sa.Column('exit_page_id', sa.Integer(), nullable=False),
     sa.Column('pageviews', sa.Integer(), nullable=False),
     sa.Column('engaged_ms', sa.Integer(), nullable=False),
+    sa.Column('asn', sa.Integer(), nullable=True),
+    sa.Column('is_bot', sa.Boolean(), nullable=False),
+    sa.Column('visitor_id', tracker.models.types.HexId(length=16), nullable=False),
+    sa.Column('consent_id', tracker.models.types.HexId(length=16), nullable=False),
     sa.Column('ip', tracker.models.types.PackedIP(length=16), nullable=True),
     sa.Column('dns_name', sa.String(length=253), nullable=True),
-    sa.Column('asn', sa.Integer(), nullable=True),
     sa.Column('organization', sa.String(length=200), nullable=True),
     sa.Column('country', sa.String(length=2), nullable=True),
     sa.Column('city', sa.String(length=100), nullable=True),
@@ -399,7 +400,6 @@ def upgrade():
     sa.Column('browser_version', sa.String(length=20), nullable=False),
     sa.Column('os', sa.String(length=50), nullable=False),
     sa.Column('device', sa.String(length=10), nullable=False),
-    sa.Column('is_bot', sa.Boolean(), nullable=False),
     sa.Column('referrer_domain', sa.String(length=253), nullable=True),
     sa.Column('utm_source', sa.String(length=100), nullable=True),
     sa.Column('utm_medium', sa.String(length=100), nullable=True),
@@ -410,17 +410,17 @@ def upgrade():
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('visits', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_visits_started_at'), ['started_at'], unique=False)
+        batch_op.create_index('ix_visits_started_at', ['started_at'], unique=False, postgresql_using='brin', postgresql_with={'autosummarize': 'on'})
         batch_op.create_index(batch_op.f('ix_visits_visitor_id'), ['visitor_id'], unique=False)
 
     op.create_table('pageviews',
+    sa.Column('ts', tracker.models.types.Timestamp(), nullable=False),
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('event_id', tracker.models.types.HexId(length=16), nullable=False),
     sa.Column('visit_id', sa.Integer(), nullable=False),
     sa.Column('page_id', sa.Integer(), nullable=False),
     sa.Column('prev_page_id', sa.Integer(), nullable=True),
-    sa.Column('ts', tracker.models.types.Timestamp(), nullable=False),
     sa.Column('engaged_ms', sa.Integer(), nullable=False),
+    sa.Column('event_id', tracker.models.types.HexId(length=16), nullable=False),
     sa.ForeignKeyConstraint(['page_id'], ['pages.id'], ),
     sa.ForeignKeyConstraint(['prev_page_id'], ['pages.id'], ),
     sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], ondelete='CASCADE'),
@@ -428,7 +428,7 @@ def upgrade():
     postgresql_partition_by='RANGE (ts)'
     )
     with op.batch_alter_table('pageviews', schema=None) as batch_op:
-        batch_op.create_index('ix_pageviews_ts_page', ['ts', 'page_id'], unique=False)
+        batch_op.create_index('ix_pageviews_ts_page', ['ts', 'page_id'], unique=False, postgresql_using='brin', postgresql_with={'autosummarize': 'on'})
         batch_op.create_index(batch_op.f('ix_pageviews_visit_id'), ['visit_id'], unique=False)
 
     # ### end Alembic commands ###
@@ -443,7 +443,7 @@ def downgrade():
     op.drop_table('pageviews')
     with op.batch_alter_table('visits', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_visits_visitor_id'))
-        batch_op.drop_index(batch_op.f('ix_visits_started_at'))
+        batch_op.drop_index('ix_visits_started_at')
 
     op.drop_table('visits')
     with op.batch_alter_table('campaign_recipients', schema=None) as batch_op:

@@ -460,11 +460,14 @@ class _Batch:
                 visit_gains[pageview["visit_id"]] = visit_gains.get(pageview["visit_id"], 0) + gain
         if pageview_updates:
             self.connection.execute(
-                update(Pageview).where(Pageview.id == bindparam("p_id"),
-                                       Pageview.ts == bindparam("p_ts"))
+                # By visit and time, not by id alone: pageviews have no index on their id
+                # on PostgreSQL, and `ts` picks the partition.
+                update(Pageview).where(Pageview.visit_id == bindparam("p_visit"),
+                                       Pageview.ts == bindparam("p_ts"),
+                                       Pageview.id == bindparam("p_id"))
                 .values(engaged_ms=bindparam("p_ms")),
-                [{"p_id": p["id"], "p_ts": p["ts"], "p_ms": p["engaged_ms"]}
-                 for p in pageview_updates.values()])
+                [{"p_visit": p["visit_id"], "p_ts": p["ts"], "p_id": p["id"],
+                  "p_ms": p["engaged_ms"]} for p in pageview_updates.values()])
             self.connection.execute(
                 update(Visit).where(Visit.id == bindparam("v_id"))
                 .values(engaged_ms=Visit.engaged_ms + bindparam("v_gain")),
