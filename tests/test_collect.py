@@ -199,7 +199,10 @@ def test_a_beacon_answer_carries_the_same_headers_as_any_api_answer(client, monk
     assert echoed.headers["X-Request-ID"] == "trace-1"
     assert "Access-Control-Allow-Origin" not in echoed.headers
     # Other methods on the path are Flask's (the preflight: test_cors_for_configured_sites_only).
-    assert client.get("/api/collect").status_code == 404
+    wrong_method = client.get("/api/collect")
+    assert wrong_method.status_code == 405
+    assert set(wrong_method.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert wrong_method.get_json()["error"] == "method_not_allowed"
 
     def broken(beacon, *, ip, user_agent, now):
         raise RuntimeError(f"disk on fire near {ip}")

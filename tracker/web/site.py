@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, render_template, request
 
 from tracker.services import runtime
 from tracker.web.middleware import SITE_CSP
@@ -34,14 +34,16 @@ def banner_script() -> Response:
     return response.make_conditional(request)
 
 
-@bp.get("/", defaults={"path": ""})
-@bp.get("/<path:path>")
-def demo(path: str) -> Response:
-    page = "/" + path
-    if page not in DEMO_PAGES:
-        abort(404)
+def demo() -> Response:
+    page = request.path
     title, lead = DEMO_PAGES[page]
     response = Response(render_template("site/demo.html", page=page, title=title, lead=lead,
                                         pages=DEMO_PAGES))
     response.headers["Content-Security-Policy"] = SITE_CSP
     return response
+
+
+# One route per page rather than a catch-all, which would also answer GET on the API's paths
+# with a 404 where their answer is a 405 that says which methods they take.
+for _page in DEMO_PAGES:
+    bp.add_url_rule(_page, "demo", demo, methods=["GET"])
