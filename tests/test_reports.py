@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from tests.helpers import Traffic
 from tracker.domain.reports import (
+    MIN_NETWORK_VISITORS,
     DateRange,
     Filters,
     ReportQuery,
@@ -435,13 +436,14 @@ def check_networks(q: ReportQuery, ref: Reference) -> None:
                                 lambda v: (v.organization, v.asn))
     check_table(report.tables["organisations"], {
         k: {"visits": g["visits"], "visitors": g["visitors"],
-            "share": share(g["visits"], total)} for k, g in organisations.items()},
-        "organisation", "asn")
+            "share": share(g["visits"], total)} for k, g in organisations.items()
+        if g["visitors"] >= MIN_NETWORK_VISITORS}, "organisation", "asn")
     domains = ref.grouped([v for v in ref.V if v.dns_name],
                           lambda v: registrable_domain(v.dns_name) or "(unknown)")
     check_table(report.tables["domains"], {
         k: {"visits": g["visits"], "visitors": g["visitors"],
-            "share": share(g["visits"], total)} for k, g in domains.items()}, "domain")
+            "share": share(g["visits"], total)} for k, g in domains.items()
+        if g["visitors"] >= MIN_NETWORK_VISITORS}, "domain")
 
 
 def check_locations(q: ReportQuery, ref: Reference) -> None:
@@ -592,3 +594,21 @@ def test_reports_never_name_an_individual(fixed_flows):
     for name in reports.REPORTS:
         text = json.dumps(reports.run(name, query(fixed_flows)).as_dict(), default=str)
         assert not [s for s in secrets_ if s in text], name
+
+
+def test_networks_show_only_those_several_visitors_came_from(fixed_flows):
+    # fixed_flows: three visitors from one Bredband2 address. Add one visitor from a Sunrise
+    # address and one whose address resolves to a name of its own: each alone on its network.
+    day = datetime(2026, 3, 10, 15, 0)
+    t = Traffic()
+    t.visit(t.visitor(day), day, [("/a", 0, 0)], ip="2001:1700::1")
+    t.visit(t.visitor(day), day + timedelta(minutes=5), [("/a", 0, 0)], ip="192.0.2.7")
+    t.store()
+    assert MIN_NETWORK_VISITORS > 1
+    report = reports.run("networks", query(fixed_flows))
+    assert [(r["organisation"], r["visitors"]) for r in report.tables["organisations"].rows] \
+        == [("Bredband2 AB", 3)]
+    assert [(r["domain"], r["visitors"]) for r in report.tables["domains"].rows] \
+        == [("bredband2.se", 3)]
+    # They still count in the total the shares are taken of.
+    assert report.extra["notes"]["visits"] == 5

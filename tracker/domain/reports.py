@@ -330,6 +330,10 @@ class ReportQuery:
 
 FLOW_BY = ("page", "section")
 MAX_LIMIT = 1000
+# A network (an organisation, or the domain of reverse-DNS names) is shown only when at least
+# this many distinct visitors came from it: with fewer, a row can point at one household, one
+# small firm or one person's own domain, and the report promises never to show an individual.
+MIN_NETWORK_VISITORS = 3
 
 
 def parse_options(params: Mapping[str, str]) -> dict[str, Any]:

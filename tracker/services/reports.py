@@ -58,6 +58,7 @@ from tracker.domain.reports import (
     DURATION_BOUNDS,
     DURATION_LABELS,
     EXIT,
+    MIN_NETWORK_VISITORS,
     TRUNCATED,
     Column,
     DateRange,
@@ -882,11 +883,12 @@ def technology(query: ReportQuery) -> Report:
 
 def networks(query: ReportQuery) -> Report:
     """Organisations that registered visitors' addresses, and registrable domains of their
-    reverse-DNS names: which companies and networks visit (never a single host)."""
+    reverse-DNS names: which companies and networks visit (never a single host, nor a network
+    fewer than MIN_NETWORK_VISITORS visitors came from)."""
     scope = _Scope(query)
     total = _visit_total(query)
     organisations = [r for r in _visit_groups(query, [V.organization, V.asn])
-                     if r[0] is not None][:query.limit]
+                     if r[0] is not None and _int(r[3]) >= MIN_NETWORK_VISITORS][:query.limit]
     visits: dict[str, int] = Counter()
     visitors: dict[str, set[str]] = defaultdict(set)
     for name, visitor, count in db.session.execute(
@@ -898,7 +900,8 @@ def networks(query: ReportQuery) -> Report:
         visitors[domain].add(visitor)
     domains = [{"domain": d, "visits": n, "visitors": len(visitors[d]),
                 "share": ratio(n, total)}
-               for d, n in sorted(visits.items(), key=lambda kv: (-kv[1], kv[0]))]
+               for d, n in sorted(visits.items(), key=lambda kv: (-kv[1], kv[0]))
+               if len(visitors[d]) >= MIN_NETWORK_VISITORS]
     return Report("networks", query, {
         "organisations": table("organisations", (Column("organisation", "text"),
                                                  Column("asn", "text"), *SHARE_COLUMNS),
@@ -907,7 +910,7 @@ def networks(query: ReportQuery) -> Report:
                                 for r in organisations]),
         "domains": table("domains", (Column("domain", "text"), *SHARE_COLUMNS),
                          domains[:query.limit]),
-    }, {"notes": {"visits": total,
+    }, {"notes": {"visits": total, "min_visitors": MIN_NETWORK_VISITORS,
                   "with_organisation": sum(_int(r[2]) for r in organisations),
                   "with_dns_name": sum(visits.values())}})
 

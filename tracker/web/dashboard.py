@@ -184,10 +184,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "les filtres ne s'appliquent pas à ce rapport.",
                        "Banner answers carry no page, source or browser: the filters do not "
                        "apply to this report."),
-    "networks_notice": ("Agrégats par organisation et par domaine : aucune adresse IP ni nom "
-                        "d'hôte individuel n'est affiché.",
-                        "Aggregated by organisation and domain: no IP address or individual "
-                        "host name is shown."),
+    "networks_notice": ("Agrégats par organisation et par domaine, chacun affiché seulement "
+                        "si {n} visiteurs au moins en viennent : aucune adresse IP, aucun nom "
+                        "d'hôte, aucun réseau d'une seule personne n'est affiché.",
+                        "Aggregated by organisation and domain, each shown only when at least "
+                        "{n} visitors came from it: no IP address, host name or one person's "
+                        "network is shown."),
     "realtime_notice": ("Visiteurs actifs ces {n} dernières minutes. La page se met à jour "
                         "toutes les 30 secondes ; les filtres s'appliquent, pas les dates.",
                         "Visitors active in the last {n} minutes. The page refreshes every 30 "
