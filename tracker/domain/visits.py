@@ -39,7 +39,12 @@ def split_url(url: str) -> PageUrl | None:
 
 
 def referrer_domain(referrer: str, own_origin: str) -> str | None:
-    """The referring host without `www.`, or None for direct and internal traffic."""
+    """The referring host without `www.`, or None for direct and internal traffic.
+
+    Internal means the page's own host with or without `www.`, whatever the scheme or port:
+    a visitor who followed a link from www.amniotic.studio to amniotic.studio did not come
+    from another site.
+    """
     if not referrer:
         return None
     try:
@@ -49,9 +54,11 @@ def referrer_domain(referrer: str, own_origin: str) -> str | None:
         return None
     if not host or parts.scheme not in ("http", "https"):
         return None
-    if own_origin.endswith("://" + host) or f"://{host}:" in own_origin:
+    # urlsplit lowercases the host but not what follows a `%` (an IPv6 zone id, or junk).
+    domain = host.lower().removeprefix("www.")
+    if domain == (urlsplit(own_origin).hostname or "").removeprefix("www."):
         return None
-    return host.removeprefix("www.")[:253]
+    return domain[:253]
 
 
 @dataclass(frozen=True, slots=True)
